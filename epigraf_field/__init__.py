@@ -1,0 +1,1 @@
+"""The generative radiance field: a latent becomes a tri-plane field."""

@@ -1,0 +1,1 @@
+"""Pipelines: how a generator is trained, evaluated, shown and shipped."""

@@ -1,0 +1,1 @@
+"""Renderers: turn any radiance field into pixels (cameras, rays, samplers, compositing)."""
