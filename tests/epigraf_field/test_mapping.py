@@ -1,0 +1,55 @@
+"""Mapping network: shapes, conditioning, w_avg tracking and truncation."""
+
+import pytest
+import torch
+
+from epigraf_field.mapping import MappingNetwork, normalize_2nd_moment
+
+
+def test_normalize_2nd_moment(generator):
+    x = torch.randn(3, 8, generator=generator) * 5
+    assert torch.allclose(normalize_2nd_moment(x).square().mean(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_shapes_and_broadcast(generator):
+    mapping = MappingNetwork(z_dim=8, c_dim=0, w_dim=12, num_ws=5, num_layers=2)
+    ws = mapping(torch.randn(3, 8, generator=generator))
+    assert ws.shape == (3, 5, 12)
+    assert torch.equal(ws[:, 0], ws[:, 4])
+
+
+def test_conditioning_changes_w_and_is_required(generator):
+    mapping = MappingNetwork(z_dim=8, c_dim=25, w_dim=12, num_ws=2, num_layers=2)
+    z = torch.randn(2, 8, generator=generator)
+    c1, c2 = torch.randn(2, 2, 25, generator=generator)
+    assert not torch.allclose(mapping(z, c1), mapping(z, c2))
+    with pytest.raises(ValueError, match="c must have shape"):
+        mapping(z)
+
+
+def test_w_avg_changes_only_when_asked(generator):
+    mapping = MappingNetwork(z_dim=8, c_dim=0, w_dim=12, num_ws=2, num_layers=2, w_avg_beta=0.5)
+    z = torch.randn(4, 8, generator=generator)
+    mapping(z)
+    assert torch.equal(mapping.w_avg, torch.zeros(12))
+    ws = mapping(z, update_w_avg=True)
+    assert torch.allclose(mapping.w_avg, 0.5 * ws[:, 0].mean(dim=0), atol=1e-6)
+
+
+def test_truncation(generator):
+    mapping = MappingNetwork(z_dim=8, c_dim=0, w_dim=12, num_ws=4, num_layers=2)
+    z = torch.randn(3, 8, generator=generator)
+    mapping.w_avg.copy_(torch.randn(12, generator=generator))
+    ws = mapping(z)
+    assert torch.equal(mapping(z, truncation_psi=1.0), ws)
+    assert torch.allclose(mapping(z, truncation_psi=0.0), mapping.w_avg.expand(3, 4, 12), atol=1e-6)
+    half = mapping(z, truncation_psi=0.5, truncation_cutoff=2)
+    assert torch.allclose(half[:, :2], 0.5 * (ws[:, :2] + mapping.w_avg), atol=1e-6)
+    assert torch.equal(half[:, 2:], ws[:, 2:])
+
+
+def test_gradients_reach_every_layer(generator):
+    mapping = MappingNetwork(z_dim=8, c_dim=3, w_dim=12, num_ws=2, num_layers=3)
+    mapping(torch.randn(2, 8, generator=generator), torch.randn(2, 3, generator=generator)).sum().backward()
+    for name, param in mapping.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
