@@ -1,0 +1,75 @@
+"""`epigraf-train --pipeline NAME [options]`: train a registered pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+import tyro
+
+from pipelines.registry import PIPELINES, get_pipeline_spec
+from pipelines.train_config import TrainConfig, validate_train_config
+
+
+def choose_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda was asked for but no CUDA device is available; use --device cpu")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def choose_preset(requested: str, device: torch.device) -> tuple[str, str]:
+    """Which defaults to start from, and why (printed first)."""
+    if requested != "auto":
+        return requested, f"--preset {requested}"
+    if device.type == "cuda":
+        return "gpu", f"CUDA device found ({torch.cuda.get_device_name(device)})"
+    if torch.cuda.is_available():
+        return "cpu", "--device cpu was asked for"
+    return "cpu", "no CUDA device found: small widths, 64^2 images and 32^2 patches so a run finishes in minutes"
+
+
+def parse_config(argv: list[str]) -> tuple[TrainConfig, str]:
+    """Parses the command line on top of the chosen pipeline's preset."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--pipeline", default="patch-gan")
+    pre.add_argument("--preset", default="auto")
+    pre.add_argument("--device", default="auto")
+    known, _ = pre.parse_known_args(argv)
+    try:
+        spec = get_pipeline_spec(known.pipeline)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    device = choose_device(known.device) if known.device in ("auto", "cpu", "cuda") else torch.device("cpu")
+    preset, reason = choose_preset(known.preset if known.preset in ("auto", "gpu", "cpu") else "auto", device)
+    defaults = spec.preset(preset)()
+    pipelines = "; ".join(f"{name}: {s.description}" for name, s in PIPELINES.items())
+    config = tyro.cli(
+        type(defaults),
+        default=defaults,
+        args=argv,
+        prog="epigraf-train",
+        description=f"Train a 3D-aware generator. Pipelines: {pipelines}. "
+        f"Defaults shown are the {preset} preset of {spec.name}.",
+    )
+    return config, f"preset: {preset} ({reason})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    config, preset_line = parse_config(argv)
+    print(preset_line, flush=True)
+    try:
+        validate_train_config(config)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    from pipelines.run import run_training  # heavy imports only once the options are valid
+
+    run_training(config, explicit_kimg="--kimg" in argv or any(a.startswith("--kimg=") for a in argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+"""EpiGRAF's patch-wise GAN: a pure 3D tri-plane generator rendered patch by patch, no upsampler."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from epigraf_field.ema import ema_update
+from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
+from pipelines.base import Pipeline, Progress, TrainBatch
+from pipelines.bundle import save_bundle
+from pipelines.data.camera_distributions import CameraDistributionConfig, sample_cameras
+from pipelines.distributed import DistributedContext, average_gradients, broadcast_module
+from pipelines.gan.augment import blur_images
+from pipelines.gan.discriminator import Discriminator, DiscriminatorConfig
+from pipelines.gan.losses import (
+    AdamConfig,
+    discriminator_fake_loss,
+    discriminator_real_loss,
+    generator_loss,
+    is_regularization_step,
+    r1_loss,
+    r1_penalty,
+)
+from pipelines.gan.schedules import blur_sigma, density_noise_std, ema_beta
+from pipelines.patch_gan.patch_sampler import PatchSamplerConfig, sample_patches
+from pipelines.train_config import TrainConfig, TrainerConfig
+from renderers.cameras import Cameras
+from renderers.patches import Patch, crop_patches
+from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig
+
+
+@dataclass
+class PatchGanLossConfig:
+    """Losses, regularizers and schedules of the patch-wise GAN (EpiGRAF's values by default)."""
+
+    r1_gamma: float = 0.1
+    """R1 weight gamma (EpiGRAF: 0.1 on FFHQ, 0.05 elsewhere)."""
+    blur_sigma: float = 10.0
+    """Discriminator input blur at the start, in pixels; it fades linearly to 0."""
+    blur_fade_kimg: float = 200.0
+    """kimg over which the discriminator input blur fades out."""
+    density_noise: float = 1.0
+    """Std of the Gaussian noise added to raw density at the start ("NeRF noise")."""
+    density_noise_kimg: float = 5000.0
+    """kimg over which the density noise decays linearly to 0."""
+    ema_kimg: float | None = None
+    """Half-life of the EMA generator in kimg; None: 10 * batch / 32 (StyleGAN2-ADA)."""
+    ema_rampup: float | None = 0.05
+    """EMA ramp-up: the half-life is at most this fraction of the images shown so far (None: off)."""
+    pose_conditioning: bool = False
+    """Condition the generator's mapping on the camera label (EG3D), swapping in a random camera."""
+    pose_swap_probability: float = 0.5
+    """With pose conditioning: probability of conditioning on a random other camera (EG3D: 0.5)."""
+    camera_conditioned_discriminator: bool = False
+    """Condition the discriminator on the 25-float camera label (EG3D)."""
+
+
+@dataclass
+class PatchGanConfig:
+    """Everything the patch-wise GAN is made of."""
+
+    generator: TriPlaneGeneratorConfig = field(default_factory=TriPlaneGeneratorConfig)
+    """The tri-plane generator."""
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    """The patch-aware discriminator (its resolutions follow --patch-resolution and --resolution)."""
+    renderer: VolumeRendererConfig = field(default_factory=VolumeRendererConfig)
+    """How patches are volume-rendered."""
+    patches: PatchSamplerConfig = field(default_factory=PatchSamplerConfig)
+    """Patch scale/offset distribution (its resolutions follow --patch-resolution and --resolution)."""
+    cameras: CameraDistributionConfig = field(default_factory=CameraDistributionConfig.from_dataset)
+    """Cameras the generator is rendered from."""
+    losses: PatchGanLossConfig = field(default_factory=PatchGanLossConfig)
+    """Losses, regularizers and schedules."""
+    g_optimizer: AdamConfig = field(default_factory=AdamConfig.epigraf_generator)
+    """Generator optimizer."""
+    d_optimizer: AdamConfig = field(default_factory=AdamConfig.epigraf_discriminator)
+    """Discriminator optimizer (its reg_interval is the lazy R1 interval)."""
+
+
+@dataclass
+class PatchGanTrainConfig(TrainConfig):
+    """`epigraf-train --pipeline patch-gan` options."""
+
+    model: PatchGanConfig = field(default_factory=PatchGanConfig)
+    """Networks, renderer, patches, cameras and losses."""
+
+
+def gpu_preset() -> PatchGanTrainConfig:
+    """Paper-like defaults (EpiGRAF at 256^2 with 64^2 patches, batch 64)."""
+    return PatchGanTrainConfig(
+        pipeline="patch-gan",
+        resolution=256,
+        patch_resolution=64,
+        batch=64,
+        kimg=25000.0,
+        model=PatchGanConfig(generator=replace(TriPlaneGeneratorConfig(), plane_resolution=256, mapping_layers=2)),
+    )
+
+
+def cpu_preset() -> PatchGanTrainConfig:
+    """A run that shows a real result in minutes on a laptop CPU: small widths, 64^2 images, 32^2 patches.
+
+    The schedules are compressed in proportion (blur, density noise and patch annealing span the
+    run instead of thousands of kimg) and rendering uses 24 + 24 samples.
+    """
+    generator = TriPlaneGeneratorConfig(
+        z_dim=64, w_dim=64, mapping_layers=2, plane_resolution=32, plane_channels=16,
+        channel_base=2048, channel_max=64, decoder_hidden=32,
+    )
+    return PatchGanTrainConfig(
+        pipeline="patch-gan",
+        resolution=64,
+        patch_resolution=32,
+        batch=8,
+        kimg=12.0,
+        trainer=TrainerConfig(tick_kimg=0.4, snapshot_ticks=5, checkpoint_ticks=5, snapshot_grid=(8, 4)),
+        model=PatchGanConfig(
+            generator=generator,
+            discriminator=DiscriminatorConfig(channel_base=2048, channel_max=64, hyper_mod_dim=64, patch_table_dim=32),
+            renderer=VolumeRendererConfig(sampler="importance", num_coarse=24, num_fine=24, chunk_size=65536),
+            patches=PatchSamplerConfig(anneal_kimg=12.0),
+            losses=PatchGanLossConfig(r1_gamma=0.05, blur_sigma=2.0, blur_fade_kimg=3.0, density_noise=0.5,
+                                      density_noise_kimg=6.0, ema_kimg=0.5),
+            g_optimizer=AdamConfig(lr=0.0025, reg_interval=0),
+            d_optimizer=AdamConfig(lr=0.002, reg_interval=16),
+        ),
+    )
+
+
+def resolve_model_config(config: PatchGanTrainConfig, dataset_has_labels: bool) -> PatchGanConfig:
+    """Applies the top-level options (--resolution, --patch-resolution) to the nested configs."""
+    model = config.model
+    label_dim = 25
+    patches = replace(model.patches, patch_resolution=config.patch_resolution, image_resolution=config.resolution)
+    discriminator = replace(
+        model.discriminator,
+        resolution=config.patch_resolution,
+        image_resolution=config.resolution,
+        c_dim=label_dim if model.losses.camera_conditioned_discriminator else 0,
+        patch_conditioning=patches.mode != "full",
+    )
+    generator = replace(model.generator, c_dim=label_dim if model.losses.pose_conditioning else 0)
+    cameras = model.cameras
+    if cameras.source == "dataset" and not dataset_has_labels:
+        raise ValueError(
+            "--model.cameras.source dataset needs camera labels, but the dataset has none (no dataset.json labels); "
+            "use --model.cameras.source parametric with the yaw/pitch/radius/fov options"
+        )
+    return replace(model, patches=patches, discriminator=discriminator, generator=generator)
+
+
+class PatchGanPipeline(Pipeline):
+    """G renders an r x r patch of each fake image; D compares it with the same patch of a real image."""
+
+    name = "patch-gan"
+
+    def __init__(
+        self,
+        config: PatchGanTrainConfig,
+        device: torch.device,
+        dataset: Any,
+        context: DistributedContext = DistributedContext(),
+    ) -> None:
+        self.train_config = config
+        self.config = resolve_model_config(config, bool(getattr(dataset, "has_labels", False)))
+        self.device = device
+        self.dataset = dataset
+        self.context = context
+        self.batch_size = config.batch // context.world_size
+        self.mixed_precision = config.mixed_precision and device.type == "cuda"
+        self.rng = torch.Generator(device).manual_seed(config.seed * 7919 + context.rank)
+        self.camera_rng = torch.Generator().manual_seed(config.seed * 7919 + 1 + context.rank)
+        self.G = TriPlaneGenerator(self.config.generator, seed=config.seed, device=device).train()
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        init_rng = torch.random.fork_rng(devices=[])
+        with init_rng:
+            torch.manual_seed(config.seed + 1)
+            self.D = Discriminator(self.config.discriminator).to(device).train()
+        self.renderer = VolumeRenderer(self.config.renderer)
+        self.opt_G = self.config.g_optimizer.build(self.G.parameters())
+        self.opt_D = self.config.d_optimizer.build(self.D.parameters())
+        for module in self.modules():
+            broadcast_module(module, context)
+
+    # ----------------------------------------------------------------------------------- pieces
+    @property
+    def z_dim(self) -> int:
+        return self.config.generator.z_dim
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.G, self.G_ema, self.D]
+
+    def sample_cameras(self, batch_size: int, generator: torch.Generator) -> Cameras:
+        return sample_cameras(self.config.cameras, batch_size, generator, dataset=self.dataset)
+
+    def _generator_label(self, cameras: Cameras) -> Tensor | None:
+        """The mapping's camera condition, swapped for a random camera with EG3D's probability."""
+        if not self.config.losses.pose_conditioning:
+            return None
+        labels = cameras.to_label()
+        swap = torch.rand(len(cameras), generator=self.camera_rng) < self.config.losses.pose_swap_probability
+        others = self.sample_cameras(len(cameras), self.camera_rng).to(self.device).to_label()
+        return torch.where(swap.to(self.device)[:, None], others, labels)
+
+    def _discriminator_label(self, labels: Tensor) -> Tensor | None:
+        return labels if self.config.losses.camera_conditioned_discriminator else None
+
+    def render_patches(
+        self, generator: TriPlaneGenerator, z: Tensor, cameras: Cameras, patch: Patch, kimg: float
+    ) -> Tensor:
+        """Fake patches [b, 3, r, r] in [-1, 1] (training randomness on)."""
+        losses = self.config.losses
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
+            ws = generator.mapping(z, self._generator_label(cameras), update_w_avg=generator.training)
+            planes = generator.synthesis(ws, noise_mode="random", generator=self.rng)
+        noise = density_noise_std(kimg, losses.density_noise, losses.density_noise_kimg)
+        field = generator.field(planes.float(), density_noise_std=noise, generator=self.rng)
+        images = self.renderer.render_image(field, cameras, self.train_config.patch_resolution, patch, self.rng)
+        return images.rgb * 2.0 - 1.0
+
+    def _discriminate(self, images: Tensor, patch: Patch, labels: Tensor | None, kimg: float) -> Tensor:
+        losses = self.config.losses
+        sigma = blur_sigma(kimg, losses.blur_sigma, losses.blur_fade_kimg)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
+            return self.D(blur_images(images, sigma), patch, labels).float()
+
+    def _sample_fake_inputs(self, kimg: float) -> tuple[Tensor, Cameras, Patch]:
+        b = self.batch_size
+        z = torch.randn(b, self.z_dim, generator=self.rng, device=self.device)
+        cameras = self.sample_cameras(b, self.camera_rng).to(self.device)
+        patch = self._sample_patch(kimg)
+        return z, cameras, patch
+
+    def _sample_patch(self, kimg: float) -> Patch:
+        group = min(self.config.discriminator.mbstd_group_size, self.batch_size)
+        return sample_patches(self.config.patches, self.batch_size, kimg, self.camera_rng, group).to(self.device)
+
+    # ----------------------------------------------------------------------------------- phases
+    def _generator_phase(self, kimg: float) -> dict[str, float]:
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        z, cameras, patch = self._sample_fake_inputs(kimg)
+        fake = self.render_patches(self.G, z, cameras, patch, kimg)
+        logits = self._discriminate(fake, patch, self._discriminator_label(cameras.to_label()), kimg)
+        loss = generator_loss(logits).mean()
+        self.opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(list(self.G.parameters()), self.context)
+        self.opt_G.step()
+        return {"G/loss": loss.item(), "G/fake_logits": logits.mean().item()}
+
+    def _discriminator_phase(self, batch: TrainBatch, step: int, kimg: float) -> dict[str, float]:
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        z, cameras, patch = self._sample_fake_inputs(kimg)
+        with torch.no_grad():
+            fake = self.render_patches(self.G, z, cameras, patch, kimg)
+        real_patch = self._sample_patch(kimg)
+        real = crop_patches(batch.images, real_patch, self.train_config.patch_resolution)
+        fake_logits = self._discriminate(fake, patch, self._discriminator_label(cameras.to_label()), kimg)
+        regularize = is_regularization_step(step, self.config.d_optimizer.reg_interval) and self.config.losses.r1_gamma > 0
+        real = real.detach().requires_grad_(regularize)
+        real_logits = self._discriminate(real, real_patch, self._discriminator_label(batch.labels), kimg)
+        loss = discriminator_fake_loss(fake_logits).mean() + discriminator_real_loss(real_logits).mean()
+        metrics = {"D/loss": loss.item(), "D/real_logits": real_logits.mean().item()}
+        if regularize:
+            penalty = r1_penalty(real_logits, real)
+            loss = loss + r1_loss(penalty, self.config.losses.r1_gamma, self.config.d_optimizer.reg_interval).mean()
+            metrics["D/r1_penalty"] = penalty.mean().item()
+        self.opt_D.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(list(self.D.parameters()), self.context)
+        self.opt_D.step()
+        return metrics
+
+    def train_step(self, batch: TrainBatch, progress: Progress) -> dict[str, float]:
+        kimg = progress.kimg
+        metrics = self._generator_phase(kimg)
+        metrics.update(self._discriminator_phase(batch, progress.step, kimg))
+        losses = self.config.losses
+        beta = ema_beta(self.train_config.batch, progress.nimg, losses.ema_kimg, losses.ema_rampup)
+        ema_update(self.G_ema, self.G, beta)
+        metrics["schedule/blur_sigma"] = blur_sigma(kimg, losses.blur_sigma, losses.blur_fade_kimg)
+        metrics["schedule/density_noise"] = density_noise_std(kimg, losses.density_noise, losses.density_noise_kimg)
+        return metrics
+
+    # ----------------------------------------------------------------------------------- outputs
+    @torch.no_grad()
+    def render_images(self, z: Tensor, cameras: Cameras, resolution: int, truncation_psi: float = 1.0) -> Tensor:
+        c = cameras.to_label() if self.config.losses.pose_conditioning else None
+        planes = self.G_ema.generate_planes(z, c, truncation_psi=truncation_psi, noise_mode="const")
+        field = self.G_ema.field(planes)
+        return self.renderer.render_image(field, cameras, resolution).rgb.clamp(0, 1)
+
+    def save_generator(self, directory: Path) -> None:
+        save_bundle(directory, self.G_ema, self.config.renderer, self.config.cameras, self.name)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "G": self.G.state_dict(),
+            "G_ema": self.G_ema.state_dict(),
+            "D": self.D.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "rng": self.rng.get_state(),
+            "camera_rng": self.camera_rng.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.G.load_state_dict(state["G"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.D.load_state_dict(state["D"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.rng.set_state(state["rng"].cpu() if self.device.type == "cpu" else state["rng"])
+        self.camera_rng.set_state(state["camera_rng"].cpu())

@@ -1,0 +1,99 @@
+"""The command-line options shared by every pipeline, and the trainer's own settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+
+@dataclass
+class TrainerConfig:
+    """The training loop's bookkeeping (the same for every pipeline)."""
+
+    tick_kimg: float = 4.0
+    """Length of a tick in kimg: progress is logged once per tick."""
+    snapshot_ticks: int = 50
+    """Save a snapshot grid every this many ticks (0: only at the end)."""
+    checkpoint_ticks: int = 50
+    """Write a checkpoint every this many ticks (0: only at the end)."""
+    keep_checkpoints: int = 3
+    """How many of the newest checkpoints to keep."""
+    snapshot_grid: tuple[int, int] = (8, 4)
+    """Columns and rows of the snapshot grid (fixed seeds and cameras)."""
+    turntable_samples: int = 4
+    """Samples shown side by side in the final turntable GIF (0: no GIF)."""
+    turntable_frames: int = 36
+    """Frames of the final turntable GIF."""
+    tensorboard: bool = True
+    """Mirror the JSON-lines log to TensorBoard."""
+    progress_bar: bool = True
+    """Show a progress bar with kimg, kimg/s and ETA."""
+
+
+@dataclass
+class TrainConfig:
+    """Options of `epigraf-train` common to every pipeline."""
+
+    pipeline: str = "patch-gan"
+    """Which training method to run (see `epigraf-train --help` for the registered ones)."""
+    data: Path | None = None
+    """Dataset: EG3D zip/folder with dataset.json, or a transforms.json capture. Default: the built-in synthetic dataset."""
+    out: Path | None = None
+    """Run folder. Default: a new folder under ./runs/ named after the pipeline and the start time."""
+    kimg: float = 25000.0
+    """Length of training in thousands of real images shown."""
+    resolution: int = 256
+    """Image resolution R the generator is trained for (a power of two)."""
+    patch_resolution: int = 64
+    """Pixels per side r of the rendered patch (a power of two, at most R)."""
+    batch: int = 64
+    """Total batch size over all processes."""
+    resume: str | None = None
+    """Continue a run: a checkpoint directory, a run folder, or 'latest' (newest run of this pipeline, or of --out)."""
+    seed: int = 0
+    """Seed of every random choice: a run is reproducible from it."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to train; auto picks CUDA when present."""
+    preset: Literal["auto", "gpu", "cpu"] = "auto"
+    """Defaults to start from: paper-like for GPUs, or small and fast for CPUs; auto picks by the device."""
+    skip_bad: bool = False
+    """Train on the valid part of a dataset that has bad entries (the list is written into the run folder)."""
+    mixed_precision: bool = False
+    """Run forward passes in bfloat16 autocast on CUDA (ignored on CPU)."""
+    viewer: bool = False
+    """Serve the live 3D viewer on the EMA generator while training."""
+    viewer_port: int = 8080
+    """Port of the live viewer (the next free one if busy)."""
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """Logging, snapshot and checkpoint cadence."""
+
+
+def _is_power_of_two(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
+
+
+def validate_train_config(config: TrainConfig) -> None:
+    """Rejects option values that cannot work, naming the option and the fix."""
+    problems = []
+    if not config.kimg > 0:
+        problems.append(f"--kimg must be positive, got {config.kimg}")
+    if not _is_power_of_two(config.resolution) or config.resolution < 8:
+        problems.append(f"--resolution must be a power of two >= 8, got {config.resolution}")
+    if not _is_power_of_two(config.patch_resolution) or config.patch_resolution < 8:
+        problems.append(f"--patch-resolution must be a power of two >= 8, got {config.patch_resolution}")
+    if config.patch_resolution > config.resolution:
+        problems.append(
+            f"--patch-resolution ({config.patch_resolution}) is larger than --resolution ({config.resolution}); "
+            "a patch cannot have more pixels than the image"
+        )
+    if config.batch < 1:
+        problems.append(f"--batch must be at least 1, got {config.batch}")
+    if config.trainer.tick_kimg <= 0:
+        problems.append(f"--trainer.tick-kimg must be positive, got {config.trainer.tick_kimg}")
+    if config.trainer.keep_checkpoints < 1:
+        problems.append(f"--trainer.keep-checkpoints must be at least 1, got {config.trainer.keep_checkpoints}")
+    if config.data is not None and not Path(config.data).exists():
+        problems.append(f"--data {config.data} does not exist; pass a dataset zip/folder or leave --data out")
+    if problems:
+        raise ValueError("invalid training options:\n  " + "\n  ".join(problems))

@@ -1,0 +1,218 @@
+"""The training loop shared by every pipeline: kimg accounting, ticks, logs, snapshots, checkpoints."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipelines.base import Pipeline, Progress
+from pipelines.batches import BatchStream
+from pipelines.checkpoints import find_latest_checkpoint, load_training_state, save_checkpoint
+from pipelines.distributed import DistributedContext, barrier, broadcast_module
+from pipelines.run_logging import KimgProgress, RunLogger
+from pipelines.snapshots import images_to_grid, save_gif, save_grid
+from pipelines.train_config import TrainConfig
+from renderers.cameras import Cameras
+
+SNAPSHOT_SEED = 123_456
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or Inf: training stops and no checkpoint is written over the good ones."""
+
+
+class Trainer:
+    """Runs a :class:`Pipeline` for ``config.kimg`` thousand images; rank 0 writes every file."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        pipeline: Pipeline,
+        dataset: torch.utils.data.Dataset,
+        run_dir: Path,
+        device: torch.device,
+        context: DistributedContext = DistributedContext(),
+    ) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.dataset = dataset
+        self.run_dir = Path(run_dir)
+        self.device = device
+        self.context = context
+        self.stream = BatchStream(dataset, config.batch, config.seed, context.rank, context.world_size)
+        self.nimg = 0
+        self.step = 0
+        self.tick = 0
+        self.last_checkpoint: Path | None = None
+        snapshot_rng = torch.Generator().manual_seed(SNAPSHOT_SEED)
+        columns, rows = config.trainer.snapshot_grid
+        count = columns * rows
+        self.snapshot_z = torch.randn(count, pipeline.z_dim, generator=snapshot_rng).to(device)
+        self.snapshot_cameras = pipeline.sample_cameras(count, snapshot_rng).to(device)
+
+    @property
+    def total_nimg(self) -> int:
+        return int(round(self.config.kimg * 1000))
+
+    def resume(self, checkpoint: Path) -> None:
+        """Restores pipeline, RNG and progress from a checkpoint directory."""
+        state = load_training_state(checkpoint, map_location=self.device)
+        self.pipeline.load_state_dict(state["pipeline"])
+        self.nimg, self.step, self.tick = int(state["nimg"]), int(state["step"]), int(state["tick"])
+        self.last_checkpoint = Path(checkpoint)
+        for module in self.pipeline.modules():
+            broadcast_module(module, self.context)
+
+    def run(self) -> Path | None:
+        """Trains to the end and returns the final checkpoint (rank 0; None on other ranks)."""
+        trainer_config = self.config.trainer
+        tick_nimg = max(int(trainer_config.tick_kimg * 1000), 1)
+        logger = RunLogger(self.run_dir, trainer_config.tensorboard) if self.context.is_main else None
+        progress_bar = KimgProgress(
+            self.total_nimg / 1000, self.nimg / 1000, self.context.is_main and trainer_config.progress_bar
+        )
+        if self.context.is_main and self.nimg == 0:
+            self._save_reals()
+            self._save_snapshot("init")
+        tick_start_nimg, tick_start_time = self.nimg, time.time()
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        try:
+            while self.nimg < self.total_nimg:
+                batch = self.stream.batch(self.step, self.device)
+                metrics = self.pipeline.train_step(batch, Progress(step=self.step, nimg=self.nimg))
+                self._guard(metrics)
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + float(value)
+                    counts[key] = counts.get(key, 0) + 1
+                self.nimg += self.config.batch
+                self.step += 1
+                progress_bar.update(self.nimg / 1000, **{k: v for k, v in metrics.items() if k.endswith("/loss")})
+                done = self.nimg >= self.total_nimg
+                if self.nimg - tick_start_nimg < tick_nimg and not done:
+                    continue
+                self.tick += 1
+                elapsed = time.time() - tick_start_time
+                record = {
+                    "tick": self.tick,
+                    "kimg": self.nimg / 1000,
+                    "step": self.step,
+                    "sec_per_tick": elapsed,
+                    "sec_per_kimg": elapsed / max((self.nimg - tick_start_nimg) / 1000, 1e-9),
+                    "kimg_per_sec": (self.nimg - tick_start_nimg) / 1000 / max(elapsed, 1e-9),
+                    "peak_memory_mb": _peak_memory_mb(self.device),
+                    **{key: sums[key] / counts[key] for key in sums},
+                }
+                if logger is not None:
+                    logger.log(record, self.nimg / 1000)
+                sums, counts = {}, {}
+                if self._due(trainer_config.snapshot_ticks) or done:
+                    if self.context.is_main:
+                        self._save_snapshot(f"kimg{self.nimg / 1000:010.3f}")
+                if self._due(trainer_config.checkpoint_ticks) or done:
+                    self._save_checkpoint()
+                tick_start_nimg, tick_start_time = self.nimg, time.time()
+        finally:
+            progress_bar.close()
+            if logger is not None:
+                logger.close()
+        if self.context.is_main and trainer_config.turntable_samples > 0:
+            self._save_turntable()
+        return self.last_checkpoint if self.context.is_main else None
+
+    def _due(self, every_ticks: int) -> bool:
+        return every_ticks > 0 and self.tick % every_ticks == 0
+
+    def _guard(self, metrics: dict[str, float]) -> None:
+        bad = {key: value for key, value in metrics.items() if not math.isfinite(float(value))}
+        if bad:
+            where = f"at kimg {self.nimg / 1000:.3f} (step {self.step})"
+            keep = (
+                f"the last good checkpoint is {self.last_checkpoint}; resume from it with --resume {self.last_checkpoint}"
+                if self.last_checkpoint
+                else "no checkpoint had been written yet"
+            )
+            raise TrainingDiverged(
+                f"training diverged {where}: non-finite {', '.join(f'{k}={v}' for k, v in bad.items())}. "
+                f"Stopped without writing a checkpoint; {keep}. Lower the learning rates or raise the R1 gamma."
+            )
+
+    def _save_checkpoint(self) -> None:
+        state = {"pipeline": self.pipeline.state_dict(), "nimg": self.nimg, "step": self.step, "tick": self.tick}
+        if self.context.is_main:
+            self.last_checkpoint = save_checkpoint(
+                self.run_dir, self.nimg, state, self.pipeline.save_generator, self.config.trainer.keep_checkpoints
+            )
+        barrier(self.context)
+
+    def _save_reals(self) -> None:
+        columns, rows = self.config.trainer.snapshot_grid
+        count = min(columns * rows, len(self.dataset))
+        images = torch.stack([self.dataset[i][0] for i in range(count)])
+        save_grid((images + 1) / 2, columns, self.run_dir / "snapshots" / "reals.png")
+
+    def _save_snapshot(self, name: str) -> Path:
+        columns, _ = self.config.trainer.snapshot_grid
+        images = []
+        for start in range(0, len(self.snapshot_z), 8):
+            chunk = slice(start, start + 8)
+            images.append(
+                self.pipeline.render_images(
+                    self.snapshot_z[chunk], self.snapshot_cameras[chunk], self.config.resolution
+                ).cpu()
+            )
+        return save_grid(torch.cat(images), columns, self.run_dir / "snapshots" / f"fakes-{name}.png")
+
+    def _save_turntable(self) -> Path:
+        config = self.config.trainer
+        z = self.snapshot_z[: config.turntable_samples]
+        base = self.snapshot_cameras[: config.turntable_samples]
+        yaw, pitch, radius = base.to_spherical()
+        frames = []
+        for angle in np.linspace(0.0, 2 * math.pi, config.turntable_frames, endpoint=False):
+            cameras = Cameras.from_spherical(
+                torch.full_like(yaw, float(angle)), pitch.mean().expand_as(pitch), radius, base.fov_degrees
+            )
+            if base.near is not None:
+                cameras = Cameras(cameras.cam2world, cameras.intrinsics, base.near, base.far)
+            images = self.pipeline.render_images(z, cameras, self.config.resolution).cpu()
+            frames.append(images_to_grid(images, len(z)))
+        return save_gif(frames, self.run_dir / "turntable.gif")
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    except ImportError:  # not on every platform
+        return float("nan")
+
+
+def resolve_resume(resume: str, run_dir: Path | None, runs_root: Path, pipeline: str) -> Path:
+    """Turns --resume (a checkpoint, a run folder, or 'latest') into a checkpoint directory."""
+    if resume == "latest":
+        if run_dir is not None and Path(run_dir).is_dir():
+            return find_latest_checkpoint(run_dir)
+        candidates = sorted(runs_root.glob(f"{pipeline}-*"), key=lambda p: p.stat().st_mtime) if runs_root.is_dir() else []
+        for candidate in reversed(candidates):
+            try:
+                return find_latest_checkpoint(candidate)
+            except RuntimeError:
+                continue
+        raise FileNotFoundError(
+            f"--resume latest found no run of pipeline {pipeline!r} with a usable checkpoint under {runs_root}; "
+            "pass --out RUN_DIR or a checkpoint path"
+        )
+    path = Path(resume)
+    if not path.exists():
+        raise FileNotFoundError(f"--resume {resume}: no such checkpoint or run folder")
+    if (path / "checkpoints").is_dir():
+        return find_latest_checkpoint(path)
+    return path

@@ -1,0 +1,66 @@
+"""The shared trainer: outputs, exact resume, checkpoint fallback and the NaN guard."""
+
+import json
+
+import pytest
+import torch
+
+from pipelines.checkpoints import find_latest_checkpoint, list_checkpoints
+from pipelines.patch_gan.pipeline import PatchGanPipeline
+from pipelines.trainer import Trainer, TrainingDiverged
+from tests.pipelines.tiny import TinyDataset, tiny_train_config
+
+
+def _trainer(run_dir, kimg=0.008):
+    config = tiny_train_config(out=run_dir, kimg=kimg)
+    dataset = TinyDataset()
+    pipeline = PatchGanPipeline(config, torch.device("cpu"), dataset)
+    return Trainer(config, pipeline, dataset, run_dir, torch.device("cpu"))
+
+
+def _losses(run_dir):
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    return [(r["kimg"], r["G/loss"], r["D/loss"]) for r in records]
+
+
+def test_run_writes_log_snapshots_checkpoints_and_turntable(tmp_path):
+    final = _trainer(tmp_path).run()
+    assert final is not None and final == find_latest_checkpoint(tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["tick"] for r in records] == [1, 2, 3, 4]
+    assert records[-1]["kimg"] == pytest.approx(0.008)
+    assert all(r["kimg_per_sec"] > 0 for r in records)
+    snapshots = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
+    assert "reals.png" in snapshots and "fakes-init.png" in snapshots and len(snapshots) >= 4
+    assert [c.nimg for c in list_checkpoints(tmp_path)] == [4, 8]
+    assert (final / "generator" / "weights.safetensors").is_file()
+    assert (tmp_path / "turntable.gif").stat().st_size > 0
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    full_dir, half_dir = tmp_path / "full", tmp_path / "half"
+    _trainer(full_dir, kimg=0.008).run()
+    _trainer(half_dir, kimg=0.004).run()  # checkpoint at 4 images
+    resumed = _trainer(half_dir, kimg=0.008)
+    resumed.resume(find_latest_checkpoint(half_dir))
+    assert resumed.nimg == 4
+    resumed.run()
+    assert _losses(half_dir) == _losses(full_dir)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = _trainer(tmp_path, kimg=0.008)
+    original = trainer.pipeline.train_step
+    calls = {"n": 0}
+
+    def poisoned(batch, progress):
+        calls["n"] += 1
+        metrics = original(batch, progress)
+        if calls["n"] == 3:
+            metrics["G/loss"] = float("nan")
+        return metrics
+
+    trainer.pipeline.train_step = poisoned
+    with pytest.raises(TrainingDiverged, match=r"G/loss=nan.*last good checkpoint"):
+        trainer.run()
+    assert [c.nimg for c in list_checkpoints(tmp_path)] == [4]
