@@ -1,0 +1,235 @@
+"""The image dataset the trainer reads: EG3D zips/folders, transforms.json scenes or unlabeled images."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from pipelines.data.images import ImageProblem, check_size, load_image
+from pipelines.data.labels import LABEL_SIZE, LabelTable, read_label_table
+from pipelines.data.problems import DatasetValidationError, ValidationReport
+from pipelines.data.sources import DatasetSource
+from renderers.cameras import Cameras
+
+
+@dataclass
+class DatasetConfig:
+    """Where the training images are and how to read them."""
+
+    path: Path | None = None
+    """A zip or folder of images (with dataset.json or transforms.json for cameras). None: the built-in synthetic dataset, built on first use."""
+    resolution: int = 64
+    """Training resolution R: items are R x R images."""
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """RGB in [0, 1] that RGBA images are composited over."""
+    xflip: bool = False
+    """Doubles the dataset with mirrored copies: image flipped left-right and its camera mirrored (Cameras.mirror_x)."""
+    skip_bad: bool = False
+    """Train on the good entries when some are broken (the list goes to report_dir); default: fail listing every problem."""
+    report_dir: Path | None = None
+    """Where bad_entries.txt / bad_entries.json are written when skip_bad drops entries (usually the run folder)."""
+    resize: Literal["resize", "error"] = "resize"
+    """'resize': rescale square images to the resolution; 'error': report images of another size."""
+    labels: Literal["auto", "dataset.json", "transforms.json", "none"] = "auto"
+    """Camera label source; 'auto' uses dataset.json, then transforms.json, else the images are unlabeled."""
+    camera_scale: float = 1.0
+    """Factor on camera positions read from transforms.json, to bring the scene into the box of half-size 0.5."""
+    max_images: int | None = None
+    """Use only the first N images (sorted by path); None: all."""
+    cache: Literal["auto", "always", "never"] = "auto"
+    """Keep decoded uint8 images in memory: 'auto' does so when they fit in cache_max_megabytes."""
+    cache_max_megabytes: int = 4096
+    """Memory budget of the decoded-image cache for cache='auto'."""
+    check_images: Literal["decode", "header"] = "decode"
+    """'decode' decodes every image before training (finds corrupt files); 'header' only reads sizes (faster for huge sets)."""
+
+
+@dataclass
+class _Scan:
+    report: ValidationReport
+    source: DatasetSource | None
+    names: list[str]
+    labels: np.ndarray | None
+    images: np.ndarray | None
+
+
+def _decode_all(source: DatasetSource, names: list[str], config: DatasetConfig, keep: bool,
+                report: ValidationReport) -> tuple[list[str], np.ndarray | None]:
+    """Decodes (or header-checks) every image in parallel; returns the good names and the cache."""
+
+    def work(name: str) -> np.ndarray | ImageProblem | None:
+        try:
+            data = source.read(name)
+        except (OSError, KeyError, zipfile.BadZipFile, EOFError) as error:
+            return ImageProblem("unreadable_file", f"cannot be read from the dataset ({error})",
+                                "re-create the zip or restore the file")
+        try:
+            if keep or config.check_images == "decode":
+                image = load_image(data, config.resolution, config.background, config.resize)
+                return image if keep else None
+            with Image.open(io.BytesIO(data)) as header:
+                check_size(header, config.resolution, config.resize)
+            return None
+        except ImageProblem as problem:
+            return problem
+        except Exception as error:  # noqa: BLE001 - any decoder failure means a bad file
+            return ImageProblem("corrupt_image", f"unreadable or corrupt image ({error})", "re-export or remove it")
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        results = list(pool.map(work, names))
+    good, arrays = [], []
+    for name, result in zip(names, results):
+        if isinstance(result, ImageProblem):
+            report.add(name, result.kind, result.problem, result.fix)
+            continue
+        good.append(name)
+        if keep:
+            arrays.append(result)
+    cache = np.stack(arrays).transpose(0, 3, 1, 2).copy() if keep and arrays else None
+    return good, cache
+
+
+def scan_dataset(config: DatasetConfig) -> _Scan:
+    """Reads labels and checks every entry; never raises for bad data (see :func:`validate_dataset`)."""
+    path = Path(config.path).expanduser()
+    report = ValidationReport(str(path))
+    if config.resolution <= 0:
+        raise ValueError(f"DatasetConfig.resolution must be positive, got {config.resolution}")
+    try:
+        source = DatasetSource(path)
+    except FileNotFoundError:
+        report.fatal = True
+        report.add(str(path), "missing_dataset", "dataset path does not exist",
+                   "pass an existing zip or folder (or leave path unset for the built-in dataset)")
+        return _Scan(report, None, [], None, None)
+    except zipfile.BadZipFile as error:
+        report.fatal = True
+        report.add(str(path), "corrupt_zip", f"not a readable zip archive, probably truncated ({error})",
+                   "download or create the zip again (check its size), or unpack it into a folder")
+        return _Scan(report, None, [], None, None)
+    table: LabelTable = read_label_table(source, config.labels, report, config.camera_scale)
+    image_names = source.image_names()
+    present = set(image_names)
+    report.num_entries = len(present | table.listed)
+    if table.has_labels:
+        for name in sorted(table.listed - present):
+            report.add(name, "missing_file", f"listed in {table.kind} but not found in the dataset",
+                       f"add the image, or remove its entry from {table.kind}")
+        for name in image_names:
+            if name not in table.listed:
+                report.add(name, "unlabeled_image", f"image has no label in {table.kind}",
+                           f"add a label for it to {table.kind}, or remove the image")
+    candidates = [n for n in image_names if not table.has_labels or n in table.labels]
+    candidates = [n for n in candidates if n not in report.bad_entries]
+    if config.max_images is not None:
+        candidates = candidates[: config.max_images]
+    bytes_needed = len(candidates) * 3 * config.resolution**2
+    keep = config.cache == "always" or (config.cache == "auto" and bytes_needed <= config.cache_max_megabytes * 2**20)
+    if not image_names and not report.fatal:
+        report.fatal = True
+        report.add(str(path), "no_images", "the dataset holds no images (.png, .jpg, .webp, ...)",
+                   "point path at a zip or folder of images")
+    names, cache = _decode_all(source, candidates, config, keep, report)
+    labels = np.stack([table.labels[n] for n in names]).astype(np.float32) if table.has_labels and names else None
+    return _Scan(report, source, names, labels, cache)
+
+
+def validate_dataset(config: DatasetConfig) -> ValidationReport:
+    """Every problem of the dataset ``config`` points at, without raising for them."""
+    return scan_dataset(config).report
+
+
+class ImageDataset(Dataset):
+    """Items are ``(image float [3, R, R] in [-1, 1], label float [25])``.
+
+    The dataset is checked when it is opened: with problems and ``skip_bad=False`` the
+    constructor raises :class:`DatasetValidationError` whose message lists every problem.
+    Unlabeled datasets return zero labels (``has_labels`` is False; cameras then come from a
+    configured camera distribution). With ``xflip`` items ``len/2 ..`` are the mirrored copies.
+    The files are never modified.
+    """
+
+    def __init__(self, config: DatasetConfig):
+        if config.path is None:
+            from pipelines.data.builtin import ensure_builtin_dataset
+
+            config = _replace_path(config, ensure_builtin_dataset(resolution=config.resolution))
+        self.config = config
+        scan = scan_dataset(config)
+        self.report = scan.report
+        if scan.report.fatal or not scan.names or (not scan.report.ok and not config.skip_bad):
+            hint = "" if scan.report.fatal or not scan.names else (
+                f"Fix the entries above, or set skip_bad=True (--data.skip-bad) to train on the other "
+                f"{len(scan.names)} images.")
+            raise DatasetValidationError(scan.report, hint)
+        if not scan.report.ok and config.report_dir is not None:
+            scan.report.write(config.report_dir)
+        self._source = scan.source
+        self.names: list[str] = scan.names
+        """Dataset-relative paths of the images in use (before x-flip doubling)."""
+        self._cache = scan.images
+        self._has_labels = scan.labels is not None
+        labels = scan.labels if scan.labels is not None else np.zeros((len(self.names), LABEL_SIZE), np.float32)
+        labels_t = torch.from_numpy(labels)
+        if config.xflip:
+            mirrored = Cameras.from_label(labels_t).mirror_x().to_label() if self.has_labels else labels_t
+            labels_t = torch.cat([labels_t, mirrored])
+        self._labels = labels_t.contiguous()
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether the images come with cameras (dataset.json or transforms.json)."""
+        return self._has_labels
+
+    def __len__(self) -> int:
+        return len(self.names) * (2 if self.config.xflip else 1)
+
+    @property
+    def num_raw_images(self) -> int:
+        return len(self.names)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """All labels, float [len, 25] (mirrored ones included with xflip)."""
+        return self._labels
+
+    def get_label(self, index: int) -> torch.Tensor:
+        return self._labels[index]
+
+    def raw_image(self, raw_index: int) -> np.ndarray:
+        """uint8 [3, R, R] of an image before flipping."""
+        if self._cache is not None:
+            return self._cache[raw_index]
+        data = self._source.read(self.names[raw_index])
+        image = load_image(data, self.config.resolution, self.config.background, self.config.resize)
+        return np.ascontiguousarray(image.transpose(2, 0, 1))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+        raw_index = index % len(self.names)
+        image = torch.from_numpy(np.asarray(self.raw_image(raw_index)))
+        if index >= len(self.names):
+            image = image.flip(-1)
+        image = image.to(torch.float32) / 127.5 - 1.0
+        return image, self._labels[index].clone()
+
+    def validate(self) -> ValidationReport:
+        """The report of the check made when the dataset was opened (problems skipped, if any)."""
+        return self.report
+
+
+def _replace_path(config: DatasetConfig, path: Path) -> DatasetConfig:
+    from dataclasses import replace
+
+    return replace(config, path=path)

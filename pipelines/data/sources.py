@@ -1,0 +1,88 @@
+"""Read-only access to the files of a dataset stored as a zip archive or a folder."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path, PurePosixPath
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+# Folders that archivers add and that never hold dataset images.
+_IGNORED_PARTS = ("__MACOSX",)
+
+
+def normalize_name(name: str) -> str:
+    """A dataset-relative path in posix form without './' prefixes (``./a\\b.png`` -> ``a/b.png``)."""
+    name = name.replace("\\", "/")
+    parts = [p for p in PurePosixPath(name).parts if p not in (".", "")]
+    return "/".join(parts)
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not any(p in name.split("/") for p in _IGNORED_PARTS)
+
+
+class DatasetSource:
+    """Lists and reads the files of a dataset; a zip is reopened in each process that reads it.
+
+    Zip file handles must not be shared across forked DataLoader workers, so the open handle is
+    tied to the process id that opened it.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(
+                f"dataset path {self.path} does not exist; pass a zip file or a folder of images"
+            )
+        self.is_zip = self.path.is_file()
+        self._zip: zipfile.ZipFile | None = None
+        self._zip_pid: int | None = None
+        self._member_names: dict[str, str] = {}
+        self._names = self._list_names()
+        self._name_set = set(self._names)
+
+    def _open_zip(self) -> zipfile.ZipFile:
+        if self._zip is None or self._zip_pid != os.getpid():
+            # Raises zipfile.BadZipFile for truncated or non-zip files; callers report it.
+            self._zip = zipfile.ZipFile(self.path)
+            self._zip_pid = os.getpid()
+        return self._zip
+
+    def _list_names(self) -> list[str]:
+        if self.is_zip:
+            members = [n for n in self._open_zip().namelist() if not n.endswith("/")]
+            self._member_names = {normalize_name(n): n for n in members}
+            return sorted(self._member_names)
+        names = []
+        for root, _dirs, files in os.walk(self.path):
+            for file_name in files:
+                names.append(normalize_name(os.path.relpath(os.path.join(root, file_name), self.path)))
+        return sorted(names)
+
+    @property
+    def names(self) -> list[str]:
+        """Every file in the dataset, as sorted posix paths relative to its root."""
+        return self._names
+
+    def image_names(self) -> list[str]:
+        return [n for n in self._names if is_image_name(n)]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._name_set
+
+    def read(self, name: str) -> bytes:
+        """The bytes of one file (raises KeyError/OSError/zipfile.BadZipFile when it cannot be read)."""
+        if self.is_zip:
+            return self._open_zip().read(self._member_names[name])
+        return (self.path / name).read_bytes()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_zip"], state["_zip_pid"] = None, None
+        return state
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
