@@ -1,0 +1,1 @@
+"""Building blocks shared by GAN pipelines: discriminator, losses, schedules and input augmentation."""

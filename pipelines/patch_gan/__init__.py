@@ -1,0 +1,1 @@
+"""The patch-gan pipeline: EpiGRAF's patch-wise training of a tri-plane generator."""
