@@ -40,10 +40,12 @@ class Progress:
 class Pipeline(ABC):
     """Owns the generator, discriminator(s), their optimizers and the losses of one method.
 
-    The trainer calls :meth:`train_step` once per minibatch and never looks inside.
+    The trainer calls :meth:`train_step` once per minibatch and never looks inside, except for
+    ``G_ema``, the EMA generator it hands to the live viewer once per tick.
     """
 
     name: str = "pipeline"
+    G_ema: torch.nn.Module
 
     @abstractmethod
     def train_step(self, batch: TrainBatch, progress: Progress) -> dict[str, float]:

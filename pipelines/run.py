@@ -12,7 +12,7 @@ import torch.distributed as dist
 from epigraf_field.config_io import config_from_dict, config_to_dict
 from pipelines.distributed import DistributedContext, init_distributed, shutdown
 from pipelines.registry import get_pipeline_spec
-from pipelines.train_config import TrainConfig
+from pipelines.train_config import TrainConfig, choose_device
 from pipelines.trainer import Trainer, resolve_resume
 
 RUNS_ROOT = Path("runs")
@@ -64,9 +64,7 @@ def build_dataset(config: TrainConfig, run_dir: Path, context: DistributedContex
 
 
 def run_training(config: TrainConfig, explicit_kimg: bool = False) -> Path | None:
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else config.device)
-    if config.device == "auto" and not torch.cuda.is_available():
-        device = torch.device("cpu")
+    device = choose_device(config.device)
     context = init_distributed(device)
     if device.type == "cuda" and context.enabled:
         device = torch.device("cuda", context.local_rank)

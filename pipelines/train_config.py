@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import torch
+
 
 @dataclass
 class TrainerConfig:
@@ -65,8 +67,19 @@ class TrainConfig:
     """Serve the live 3D viewer on the EMA generator while training."""
     viewer_port: int = 8080
     """Port of the live viewer (the next free one if busy)."""
+    viewer_host: str = "127.0.0.1"
+    """Address the live viewer binds to (0.0.0.0 exposes it to the network)."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     """Logging, snapshot and checkpoint cadence."""
+
+
+def choose_device(requested: str) -> torch.device:
+    """The device of --device: 'auto' picks CUDA when present."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda was asked for but no CUDA device is available; use --device cpu")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
 
 
 def _is_power_of_two(value: int) -> bool:

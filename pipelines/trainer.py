@@ -75,6 +75,7 @@ class Trainer:
         progress_bar = KimgProgress(
             self.total_nimg / 1000, self.nimg / 1000, self.context.is_main and trainer_config.progress_bar
         )
+        viewer = self._start_viewer()
         if self.context.is_main and self.nimg == 0:
             self._save_reals()
             self._save_snapshot("init")
@@ -109,6 +110,8 @@ class Trainer:
                 }
                 if logger is not None:
                     logger.log(record, self.nimg / 1000)
+                if viewer is not None:
+                    viewer.update_generator(self.pipeline.G_ema)
                 sums, counts = {}, {}
                 if self._due(trainer_config.snapshot_ticks) or done:
                     if self.context.is_main:
@@ -117,12 +120,28 @@ class Trainer:
                     self._save_checkpoint()
                 tick_start_nimg, tick_start_time = self.nimg, time.time()
         finally:
+            if viewer is not None:
+                viewer.stop()
             progress_bar.close()
             if logger is not None:
                 logger.close()
         if self.context.is_main and trainer_config.turntable_samples > 0:
             self._save_turntable()
         return self.last_checkpoint if self.context.is_main else None
+
+    def _start_viewer(self):
+        """The live viewer on the EMA generator (rank 0, with --viewer), refreshed once per tick."""
+        if not (self.config.viewer and self.context.is_main):
+            return None
+        from pipelines.viewer import LiveViewer, LiveViewerConfig  # viser starts a server: only when asked
+
+        viewer = LiveViewer.from_pipeline(
+            self.pipeline,
+            LiveViewerConfig(host=self.config.viewer_host, port=self.config.viewer_port,
+                             output_dir=self.run_dir / "viewer"),
+        )
+        viewer.start()
+        return viewer
 
     def _due(self, every_ticks: int) -> bool:
         return every_ticks > 0 and self.tick % every_ticks == 0

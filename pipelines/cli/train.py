@@ -9,15 +9,7 @@ import torch
 import tyro
 
 from pipelines.registry import PIPELINES, get_pipeline_spec
-from pipelines.train_config import TrainConfig, validate_train_config
-
-
-def choose_device(requested: str) -> torch.device:
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda was asked for but no CUDA device is available; use --device cpu")
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
+from pipelines.train_config import TrainConfig, choose_device, validate_train_config
 
 
 def choose_preset(requested: str, device: torch.device) -> tuple[str, str]:

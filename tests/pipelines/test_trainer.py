@@ -64,3 +64,16 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match=r"G/loss=nan.*last good checkpoint"):
         trainer.run()
     assert [c.nimg for c in list_checkpoints(tmp_path)] == [4]
+
+
+def test_live_viewer_follows_the_ema_generator_every_tick(tmp_path, monkeypatch):
+    from pipelines.viewer import LiveViewer
+
+    updates = []
+    original = LiveViewer.update_generator
+    monkeypatch.setattr(LiveViewer, "update_generator", lambda self, g: (updates.append(g), original(self, g)))
+    trainer = _trainer(tmp_path, kimg=0.004)
+    trainer.config.viewer = True
+    trainer.config.viewer_port = 18230
+    trainer.run()
+    assert len(updates) == 2 and all(g is trainer.pipeline.G_ema for g in updates)
