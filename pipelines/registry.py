@@ -37,6 +37,14 @@ PIPELINES: dict[str, PipelineSpec] = {
         gpu_preset="gpu_preset",
         cpu_preset="cpu_preset",
     ),
+    "eg3d": PipelineSpec(
+        name="eg3d",
+        description="EG3D: tri-plane render at a low neural resolution, 2D super-resolution, dual discrimination",
+        module="pipelines.eg3d.pipeline",
+        pipeline_class="Eg3dPipeline",
+        gpu_preset="gpu_preset",
+        cpu_preset="cpu_preset",
+    ),
 }
 
 

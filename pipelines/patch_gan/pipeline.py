@@ -146,13 +146,17 @@ def resolve_model_config(config: PatchGanTrainConfig, dataset_has_labels: bool) 
         patch_conditioning=patches.mode != "full",
     )
     generator = replace(model.generator, c_dim=label_dim if model.losses.pose_conditioning else 0)
-    cameras = model.cameras
+    check_camera_source(model.cameras, dataset_has_labels)
+    return replace(model, patches=patches, discriminator=discriminator, generator=generator)
+
+
+def check_camera_source(cameras: CameraDistributionConfig, dataset_has_labels: bool) -> None:
+    """Cameras drawn from the dataset need a dataset with camera labels."""
     if cameras.source == "dataset" and not dataset_has_labels:
         raise ValueError(
             "--model.cameras.source dataset needs camera labels, but the dataset has none (no dataset.json labels); "
             "use --model.cameras.source parametric with the yaw/pitch/radius/fov options"
         )
-    return replace(model, patches=patches, discriminator=discriminator, generator=generator)
 
 
 class PatchGanPipeline(Pipeline):
@@ -168,7 +172,7 @@ class PatchGanPipeline(Pipeline):
         context: DistributedContext = DistributedContext(),
     ) -> None:
         self.train_config = config
-        self.config = resolve_model_config(config, bool(getattr(dataset, "has_labels", False)))
+        self.config = self._resolve_config(config, bool(getattr(dataset, "has_labels", False)))
         self.device = device
         self.dataset = dataset
         self.context = context
@@ -176,7 +180,7 @@ class PatchGanPipeline(Pipeline):
         self.mixed_precision = config.mixed_precision and device.type == "cuda"
         self.rng = torch.Generator(device).manual_seed(config.seed * 7919 + context.rank)
         self.camera_rng = torch.Generator().manual_seed(config.seed * 7919 + 1 + context.rank)
-        self.G = TriPlaneGenerator(self.config.generator, seed=config.seed, device=device).train()
+        self.G = self._build_generator(config.seed, device).train()
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         init_rng = torch.random.fork_rng(devices=[])
         with init_rng:
@@ -189,6 +193,14 @@ class PatchGanPipeline(Pipeline):
             broadcast_module(module, context)
 
     # ----------------------------------------------------------------------------------- pieces
+    def _resolve_config(self, config: PatchGanTrainConfig, dataset_has_labels: bool) -> PatchGanConfig:
+        """The nested model config with the top-level options applied (a hook for derived pipelines)."""
+        return resolve_model_config(config, dataset_has_labels)
+
+    def _build_generator(self, seed: int, device: torch.device) -> torch.nn.Module:
+        """The trained generator (a hook: a derived pipeline may wrap the tri-plane generator)."""
+        return TriPlaneGenerator(self.config.generator, seed=seed, device=device)
+
     @property
     def z_dim(self) -> int:
         return self.config.generator.z_dim
@@ -230,6 +242,10 @@ class PatchGanPipeline(Pipeline):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
             return self.D(blur_images(images, sigma), patch, labels).float()
 
+    def _real_inputs(self, images: Tensor, patch: Patch, kimg: float) -> Tensor:
+        """What the discriminator sees of real images [b, 3, R, R]: here the patches, cut at r x r."""
+        return crop_patches(images, patch, self.train_config.patch_resolution)
+
     def _sample_fake_inputs(self, kimg: float) -> tuple[Tensor, Cameras, Patch]:
         b = self.batch_size
         z = torch.randn(b, self.z_dim, generator=self.rng, device=self.device)
@@ -255,6 +271,10 @@ class PatchGanPipeline(Pipeline):
         self.opt_G.step()
         return {"G/loss": loss.item(), "G/fake_logits": logits.mean().item()}
 
+    def _generator_regularization_phase(self, step: int, kimg: float) -> dict[str, float]:
+        """Lazy generator regularizers (none for EpiGRAF; EG3D adds its density regularization)."""
+        return {}
+
     def _discriminator_phase(self, batch: TrainBatch, step: int, kimg: float) -> dict[str, float]:
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
@@ -262,7 +282,7 @@ class PatchGanPipeline(Pipeline):
         with torch.no_grad():
             fake = self.render_patches(self.G, z, cameras, patch, kimg)
         real_patch = self._sample_patch(kimg)
-        real = crop_patches(batch.images, real_patch, self.train_config.patch_resolution)
+        real = self._real_inputs(batch.images, real_patch, kimg)
         fake_logits = self._discriminate(fake, patch, self._discriminator_label(cameras.to_label()), kimg)
         regularize = is_regularization_step(step, self.config.d_optimizer.reg_interval) and self.config.losses.r1_gamma > 0
         real = real.detach().requires_grad_(regularize)
@@ -282,6 +302,7 @@ class PatchGanPipeline(Pipeline):
     def train_step(self, batch: TrainBatch, progress: Progress) -> dict[str, float]:
         kimg = progress.kimg
         metrics = self._generator_phase(kimg)
+        metrics.update(self._generator_regularization_phase(progress.step, kimg))
         metrics.update(self._discriminator_phase(batch, progress.step, kimg))
         losses = self.config.losses
         beta = ema_beta(self.train_config.batch, progress.nimg, losses.ema_kimg, losses.ema_rampup)

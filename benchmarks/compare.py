@@ -1,0 +1,267 @@
+"""patch-gan (EpiGRAF) vs eg3d: seconds per iteration and peak memory at 128/256/512, and multi-view consistency.
+
+Speed: each (pipeline, resolution) runs in its own fresh process (so peak memory is its own) on random
+images with camera labels; after one warm-up step, ``--steps`` consecutive training steps are timed
+(steps 1..N: eg3d's density regularization every 4 steps is included in proportion; lazy R1 every 16
+steps is left out for both alike). The whole sweep runs twice, the second time in reverse order, so a
+change of machine load hits both pipelines; the median, min and max over all timed steps are printed
+with the load average, and the G / G-reg / D phase split shows where the time goes.
+
+Consistency: both pipelines train for the same kimg on the built-in dataset (64^2, 32^2 patches /
+neural rendering), then the shared multi-view PSNR (pipelines.evaluation: a view warped into one turned
+by 5 degrees with the field's depth) scores patch-gan's render, eg3d's raw render and its
+super-resolved image.
+
+    python benchmarks/compare.py --quick                 # CPU: small widths, a few minutes
+    python benchmarks/compare.py --device cuda           # paper-like widths, batch 8 per step
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+
+from pipelines.base import Progress, TrainBatch
+
+PIPELINES = ("patch-gan", "eg3d")
+
+
+# ------------------------------------------------------------------------------------------- configs
+def build_config(pipeline: str, resolution: int, patch: int, batch: int, quick: bool, seed: int = 0):
+    """The pipeline's GPU preset (or CPU preset with --quick) at ``resolution`` with ``patch`` px renders."""
+    from pipelines.registry import get_pipeline_spec
+
+    config = get_pipeline_spec(pipeline).preset("cpu" if quick else "gpu")()
+    config.resolution, config.patch_resolution, config.batch, config.seed = resolution, patch, batch, seed
+    config.device = "cpu" if quick else "cuda"
+    if quick:
+        config.model.renderer = replace(config.model.renderer, num_coarse=12, num_fine=12)
+    return config
+
+
+class RandomImages(torch.utils.data.Dataset):
+    """Random images in [-1, 1] with labels from the built-in dataset's camera distribution (speed only)."""
+
+    def __init__(self, resolution: int, size: int, seed: int = 0) -> None:
+        from pipelines.data.camera_distributions import CameraDistributionConfig, sample_cameras
+
+        rng = torch.Generator().manual_seed(seed)
+        self.images = torch.rand(size, 3, resolution, resolution, generator=rng) * 2 - 1
+        self.labels = sample_cameras(CameraDistributionConfig.synthetic("360"), size, rng).to_label()
+        self.has_labels = True
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        return self.images[index], self.labels[index]
+
+
+def make_pipeline(name: str, config, device: torch.device, dataset):
+    from pipelines.registry import get_pipeline_spec
+
+    spec = get_pipeline_spec(name)
+    return spec.load(spec.pipeline_class)(config, device, dataset)
+
+
+# ------------------------------------------------------------------------------------------- speed
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed_phases(pipeline, device: torch.device, totals: dict[str, float]) -> None:
+    """Wraps the pipeline's phases (instance attributes only) to add their wall time to ``totals``."""
+    for key, attribute in (("G", "_generator_phase"), ("Greg", "_generator_regularization_phase"),
+                           ("D", "_discriminator_phase")):
+        method = getattr(pipeline, attribute)
+
+        def wrapper(*args, _method=method, _key=key, **kwargs):
+            synchronize(device)
+            start = time.perf_counter()
+            result = _method(*args, **kwargs)
+            synchronize(device)
+            totals[_key] = totals.get(_key, 0.0) + time.perf_counter() - start
+            return result
+
+        setattr(pipeline, attribute, wrapper)
+
+
+def measure_speed(name: str, resolution: int, args: dict) -> dict:
+    """One (pipeline, resolution) in this process: step times, phase split, peak memory."""
+    if args["threads"]:
+        torch.set_num_threads(args["threads"])
+    device = torch.device(args["device"])
+    config = build_config(name, resolution, args["patch"], args["batch"], args["quick"])
+    dataset = RandomImages(resolution, args["batch"])
+    pipeline = make_pipeline(name, config, device, dataset)
+    batch = TrainBatch(dataset.images.to(device), dataset.labels.to(device))
+    pipeline.train_step(batch, Progress(0, 0))  # warm-up: allocator, kernels, both regularizers
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    phases: dict[str, float] = {}
+    _timed_phases(pipeline, device, phases)
+    times = []
+    for step in range(1, args["steps"] + 1):
+        synchronize(device)
+        start = time.perf_counter()
+        pipeline.train_step(batch, Progress(step, step * args["batch"]))
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    g_params = sum(p.numel() for p in pipeline.G.parameters())
+    d_params = sum(p.numel() for p in pipeline.D.parameters())
+    return {"times": times, "phases": {k: v / len(times) for k, v in phases.items()}, "peak_mb": peak,
+            "g_params": g_params, "d_params": d_params,
+            "d_input": f"{pipeline.config.discriminator.in_channels}x{pipeline.config.discriminator.resolution}^2"}
+
+
+def baseline_rss_mb(args: dict) -> float:
+    """Peak RSS of a process that only imports the pipelines (what every CPU peak includes)."""
+    import resource
+
+    import pipelines.eg3d.pipeline  # noqa: F401
+    import pipelines.patch_gan.pipeline  # noqa: F401
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def in_fresh_process(function, *call_args):
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(function, call_args)
+
+
+def speed_table(args: dict) -> None:
+    resolutions = args["resolutions"]
+    order = [(name, res) for res in resolutions for name in PIPELINES]
+    results: dict[tuple[str, int], list[dict]] = {key: [] for key in order}
+    loads = [os.getloadavg()[0]]
+    for round_order in (order, list(reversed(order))):
+        for name, res in round_order:
+            print(f"  measuring {name} at {res}^2 ...", flush=True)
+            results[(name, res)].append(in_fresh_process(measure_speed, name, res, args))
+            loads.append(os.getloadavg()[0])
+    unit = "peak CUDA alloc MB" if args["device"] == "cuda" else "peak RSS MB"
+    print(f"\nSpeed ({args['device']}, batch {args['batch']}, patch / neural rendering {args['patch']}^2, "
+          f"{args['steps']} timed steps x 2 rounds; 1-min load average during the runs "
+          f"{min(loads):.1f}..{max(loads):.1f} on {os.cpu_count()} CPUs)")
+    if args["device"] != "cuda":
+        print(f"  CPU peaks include the interpreter + torch baseline of {in_fresh_process(baseline_rss_mb, args):.0f} MB")
+    header = f"{'R':>5} {'pipeline':<10} {'s/it median':>11} {'min':>7} {'max':>7} {'G':>7} {'G-reg':>7} {'D':>7} " \
+             f"{unit:>18} {'D input':>10} {'G params':>9}"
+    print(header)
+    for res in resolutions:
+        medians = {}
+        for name in PIPELINES:
+            runs = results[(name, res)]
+            times = [t for run in runs for t in run["times"]]
+            phase = {k: statistics.median(run["phases"].get(k, 0.0) for run in runs) for k in ("G", "Greg", "D")}
+            medians[name] = statistics.median(times)
+            print(f"{res:>5} {name:<10} {medians[name]:>11.3f} {min(times):>7.3f} {max(times):>7.3f} "
+                  f"{phase['G']:>7.3f} {phase['Greg']:>7.3f} {phase['D']:>7.3f} "
+                  f"{max(run['peak_mb'] for run in runs):>18.0f} {runs[0]['d_input']:>10} {runs[0]['g_params']:>9}")
+        print(f"{'':>5} eg3d / patch-gan time: {medians['eg3d'] / medians['patch-gan']:.2f}x")
+    print("G, G-reg, D: mean seconds per iteration of each phase (G-reg = eg3d's density regularization, "
+          "every 4th step).")
+
+
+# ------------------------------------------------------------------------------------------- consistency
+def train_and_score(name: str, args: dict) -> dict:
+    """Trains ``name`` on the built-in dataset for --train-kimg, then scores multi-view consistency."""
+    if args["threads"]:
+        torch.set_num_threads(args["threads"])
+    from pipelines.batches import BatchStream
+    from pipelines.data import DatasetConfig, ImageDataset, ensure_builtin_dataset
+    from pipelines.data.camera_distributions import CameraDistributionConfig
+    from pipelines.evaluation.generation import EvaluationModel
+    from pipelines.evaluation.metrics import bundle_consistency
+
+    device = torch.device(args["device"])
+    resolution = 64
+    dataset = ImageDataset(DatasetConfig(path=ensure_builtin_dataset(resolution=resolution), resolution=resolution))
+    config = build_config(name, resolution, 32, args["train_batch"], args["quick"], seed=args["seed"])
+    pipeline = make_pipeline(name, config, device, dataset)
+    stream = BatchStream(dataset, config.batch, config.seed)
+    steps = max(1, int(round(args["train_kimg"] * 1000 / config.batch)))
+    start = time.perf_counter()
+    for step in range(steps):
+        pipeline.train_step(stream.batch(step, device), Progress(step, step * config.batch))
+    seconds = time.perf_counter() - start
+    cameras = CameraDistributionConfig.synthetic("360")  # the built-in dataset's camera distribution
+    raw = EvaluationModel(getattr(pipeline.G_ema, "triplane", pipeline.G_ema), pipeline.renderer, cameras)
+    score = lambda model, res: bundle_consistency(  # noqa: E731
+        model, args["scenes"], res, torch.Generator().manual_seed(args["seed"]), yaw_degrees=5.0)
+    out = {"steps": steps, "train_seconds": seconds}
+    if name == "patch-gan":
+        out[f"render {resolution}^2"] = score(raw, resolution)
+    else:
+        from pipelines.eg3d.evaluation import Eg3dEvaluationModel
+
+        out["raw render 32^2"] = score(raw, 32)
+        out[f"raw render {resolution}^2"] = score(raw, resolution)
+        sr = Eg3dEvaluationModel.from_generator(pipeline.G_ema, raw, pipeline.neural_resolution(pipeline.kimg))
+        out[f"super-resolved {resolution}^2"] = score(sr, resolution)
+    return out
+
+
+def consistency_table(args: dict) -> None:
+    print(f"\nMulti-view consistency after {args['train_kimg']} kimg on the built-in dataset (64^2, batch "
+          f"{args['train_batch']}, seed {args['seed']}); PSNR of a view warped into one 5 degrees away, "
+          f"{args['scenes']} scenes, higher = more consistent")
+    for name in PIPELINES:
+        result = in_fresh_process(train_and_score, name, args)
+        scores = {k: v for k, v in result.items() if k not in ("steps", "train_seconds")}
+        line = ", ".join(f"{k}: {v:.2f} dB" for k, v in scores.items())
+        print(f"  {name:<10} ({result['steps']} steps, {result['train_seconds']:.0f} s)  {line}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--quick", action="store_true", help="CPU presets' small widths, 12 + 12 samples, 32^2 renders")
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[128, 256, 512])
+    parser.add_argument("--patch", type=int, default=None, help="patch / neural rendering resolution (64; --quick 32)")
+    parser.add_argument("--batch", type=int, default=None, help="images per step for speed (8; --quick 2)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per round (8; --quick 4)")
+    parser.add_argument("--train-kimg", type=float, default=None, help="training for consistency (20; --quick 0.4)")
+    parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--scenes", type=int, default=16, help="scenes scored for consistency")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-consistency", action="store_true")
+    ns = parser.parse_args(argv)
+    if ns.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device; use --device cpu --quick")
+    if ns.device == "cpu" and not ns.quick:
+        print("note: paper-like widths on a CPU take very long; consider --quick", flush=True)
+    q = ns.quick
+    args = {
+        "device": ns.device, "quick": q, "resolutions": ns.resolutions, "threads": ns.threads, "seed": ns.seed,
+        "patch": ns.patch or (32 if q else 64), "batch": ns.batch or (2 if q else 8), "steps": ns.steps or (4 if q else 8),
+        "train_kimg": ns.train_kimg if ns.train_kimg is not None else (0.4 if q else 20.0),
+        "train_batch": ns.train_batch, "scenes": ns.scenes,
+    }
+    print(f"torch {torch.__version__}, device {ns.device}"
+          + (f" ({torch.cuda.get_device_name()})" if ns.device == "cuda" else f", {torch.get_num_threads()} threads"))
+    print("Timings on a shared machine are noisy: compare the two pipelines within one row, not across runs.")
+    if not ns.skip_speed:
+        speed_table(args)
+    if not ns.skip_consistency:
+        consistency_table(args)
+
+
+if __name__ == "__main__":
+    main()
