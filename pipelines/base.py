@@ -77,6 +77,10 @@ class Pipeline(ABC):
     def z_dim(self) -> int:
         """Size of the latent code."""
 
+    def evaluation_model(self) -> Any:
+        """The EMA generator packaged for the metrics (an ``pipelines.evaluation.EvaluationModel``)."""
+        raise NotImplementedError(f"pipeline {self.name!r} does not support metrics during training")
+
     def modules(self) -> list[torch.nn.Module]:
         """Modules whose parameters are synchronised across processes at start and resume."""
         return []

@@ -27,6 +27,14 @@ class TrainerConfig:
     """Samples shown side by side in the final turntable GIF (0: no GIF)."""
     turntable_frames: int = 36
     """Frames of the final turntable GIF."""
+    metrics: tuple[str, ...] = ()
+    """Metrics computed during training (fid, kid, swd, mv_psnr, geometry) and logged with the tick."""
+    metrics_ticks: int = 0
+    """Compute the metrics every this many ticks (0: only at the end)."""
+    metrics_images: int = 1000
+    """Generated (and real) images per metric evaluation."""
+    inception_weights: Path | None = None
+    """Inception-v3 weights for FID/KID (else $EPIGRAF_INCEPTION_WEIGHTS or the torch hub cache)."""
     tensorboard: bool = True
     """Mirror the JSON-lines log to TensorBoard."""
     progress_bar: bool = True

@@ -48,6 +48,7 @@ class Trainer:
         self.step = 0
         self.tick = 0
         self.last_checkpoint: Path | None = None
+        self._metrics_cache = None
         snapshot_rng = torch.Generator().manual_seed(SNAPSHOT_SEED)
         columns, rows = config.trainer.snapshot_grid
         count = columns * rows
@@ -108,6 +109,8 @@ class Trainer:
                     "peak_memory_mb": _peak_memory_mb(self.device),
                     **{key: sums[key] / counts[key] for key in sums},
                 }
+                if trainer_config.metrics and (self._due(trainer_config.metrics_ticks) or done):
+                    record.update({f"metrics/{key}": value for key, value in self._compute_metrics().items()})
                 if logger is not None:
                     logger.log(record, self.nimg / 1000)
                 if viewer is not None:
@@ -143,6 +146,18 @@ class Trainer:
         viewer.start()
         return viewer
 
+    def _compute_metrics(self) -> dict[str, float]:
+        """The configured metrics of the EMA generator (every process computes; only rank 0 logs)."""
+        from pipelines.evaluation.metrics import MetricsCache, MetricsConfig, compute_metrics
+
+        config = self.config.trainer
+        if self._metrics_cache is None:
+            self._metrics_cache = MetricsCache()
+        metrics_config = MetricsConfig(inception_weights=config.inception_weights)
+        generator = torch.Generator().manual_seed(self.config.seed + self.tick)
+        return compute_metrics(self.pipeline.evaluation_model(), self.dataset, config.metrics,
+                               config.metrics_images, generator, metrics_config, self._metrics_cache)
+
     def _due(self, every_ticks: int) -> bool:
         return every_ticks > 0 and self.tick % every_ticks == 0
 
@@ -171,7 +186,9 @@ class Trainer:
     def _save_reals(self) -> None:
         columns, rows = self.config.trainer.snapshot_grid
         count = min(columns * rows, len(self.dataset))
-        images = torch.stack([self.dataset[i][0] for i in range(count)])
+        # Spread over the dataset: consecutive entries are often views of one object.
+        indices = torch.linspace(0, len(self.dataset) - 1, count).round().long().tolist()
+        images = torch.stack([self.dataset[i][0] for i in indices])
         save_grid((images + 1) / 2, columns, self.run_dir / "snapshots" / "reals.png")
 
     def _save_snapshot(self, name: str) -> Path:

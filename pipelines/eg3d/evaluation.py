@@ -32,12 +32,13 @@ class Eg3dEvaluationModel(EvaluationModel):
     def from_eg3d_bundle(cls, bundle: Eg3dBundle, truncation_psi: float = 1.0) -> Eg3dEvaluationModel:
         inner = bundle.bundle
         return cls(inner.generator, inner.renderer, inner.camera_config, truncation_psi, None,
-                   bundle.superresolution, bundle.neural_resolution)
+                   superresolution=bundle.superresolution, neural_resolution=bundle.neural_resolution)
 
     @classmethod
     def from_generator(cls, generator: Eg3dGenerator, base: EvaluationModel, neural_resolution: int) -> Eg3dEvaluationModel:
         return cls(generator.triplane, base.renderer, base.cameras, base.truncation_psi, base.truncation_cutoff,
-                   generator.superresolution, neural_resolution)
+                   dataset=base.dataset, superresolution=generator.superresolution,
+                   neural_resolution=neural_resolution)
 
     @torch.no_grad()
     def render(self, z: Tensor, cameras: Cameras, resolution: int, condition: Cameras | None = None,

@@ -265,6 +265,14 @@ class Eg3dPipeline(PatchGanPipeline):
         image = self.G_ema.superresolution(rgb, features, ws, noise_mode="const")
         return resize_images((image + 1.0) / 2.0, resolution).clamp(0, 1)
 
+    def evaluation_model(self) -> Any:
+        """Metrics score the super-resolved images; depth and geometry come from the tri-plane field."""
+        from pipelines.eg3d.evaluation import Eg3dEvaluationModel
+        from pipelines.evaluation.generation import EvaluationModel
+
+        base = EvaluationModel(self.G_ema.triplane, self.renderer, self.config.cameras, dataset=self.dataset)
+        return Eg3dEvaluationModel.from_generator(self.G_ema, base, self.neural_resolution(self.kimg))
+
     def save_generator(self, directory: Path) -> None:
         save_eg3d_bundle(directory, self.G_ema, self.config.renderer, self.config.cameras,
                          self.neural_resolution(self.kimg))

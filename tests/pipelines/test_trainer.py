@@ -77,3 +77,15 @@ def test_live_viewer_follows_the_ema_generator_every_tick(tmp_path, monkeypatch)
     trainer.config.viewer_port = 18230
     trainer.run()
     assert len(updates) == 2 and all(g is trainer.pipeline.G_ema for g in updates)
+
+
+def test_metrics_are_logged_with_the_ticks_they_are_due(tmp_path):
+    trainer = _trainer(tmp_path, kimg=0.008)
+    trainer.config.trainer.metrics = ("swd", "mv_psnr")
+    trainer.config.trainer.metrics_ticks = 2
+    trainer.config.trainer.metrics_images = 8
+    trainer.run()
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    with_metrics = [r["tick"] for r in records if "metrics/swd" in r]
+    assert with_metrics == [2, 4]
+    assert all(r["metrics/swd"] >= 0 and "metrics/mv_psnr" in r for r in records if "metrics/swd" in r)
