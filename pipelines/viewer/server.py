@@ -14,6 +14,7 @@ import torch
 
 from epigraf_field.generator import TriPlaneGenerator
 from pipelines.data.camera_distributions import CameraDistributionConfig, sample_cameras
+from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes, save_mesh
 from pipelines.viewer.camera_conversion import (
     ViewCamera,
     cameras_from_view,
@@ -23,7 +24,6 @@ from pipelines.viewer.camera_conversion import (
 )
 from pipelines.viewer.frame import render_view, to_display_image
 from pipelines.viewer.generator_copy import GeneratorCopy, LatentCache
-from pipelines.viewer.mesh import extract_mesh
 from pipelines.viewer.render_worker import Quality, RenderWorker, RenderWorkerConfig
 from pipelines.viewer.settings import OUTPUTS, VIEW_SAMPLERS, ViewSettings
 from renderers.cameras import Cameras
@@ -66,7 +66,7 @@ class ViewerConfig:
     jpeg_quality: int = 90
     """JPEG quality of the frames sent to the browser."""
     mesh_resolution: int = 128
-    """Marching-cubes grid cells per side."""
+    """Marching-cubes grid points per side of the scene box."""
     mesh_threshold: float = 10.0
     """Density level of the extracted surface."""
     output_dir: Path = Path("viewer_output")
@@ -299,19 +299,25 @@ class GeneratorViewer:
         return path
 
     def extract_mesh(self, resolution: int | None = None, threshold: float | None = None, path: Path | None = None):
-        """Marching cubes on the current latent's density (render thread); saves a PLY and returns the mesh."""
-        resolution = self.config.mesh_resolution if resolution is None else int(resolution)
-        threshold = self.config.mesh_threshold if threshold is None else float(threshold)
+        """Marching cubes on the current latent's density (render thread); saves a PLY and returns the trimesh.
+
+        Raises ValueError naming the density range when ``threshold`` is outside it (no surface).
+        """
+        mesh_config = MeshExtractionConfig(
+            resolution=self.config.mesh_resolution if resolution is None else int(resolution),
+            level=self.config.mesh_threshold if threshold is None else float(threshold),
+            box_half_size=self.renderer_config.box_half_size,
+        )
         settings = self.settings
 
         def work():
             field, _ = self._field(settings)
-            return extract_mesh(field, resolution, threshold, self.renderer_config.box_half_size)
+            return extract_meshes(field, 1, mesh_config, self._generator.device, require_surface=True)[0]
 
         mesh = self.worker.submit(work).result()
         if path is None:
             path = self.config.output_dir / f"mesh-seed{settings.seed}-{time.strftime('%Y%m%d-%H%M%S')}.ply"
-        self.mesh_path = mesh.save(path)
+        self.mesh_path = save_mesh(mesh, path)
         return mesh
 
     def reset_camera(self, client: object) -> None:
@@ -459,7 +465,7 @@ class _Gui:
         except ValueError as error:
             self.show_status(str(error))
             return
-        self.mesh_node = self.viewer.server.scene.add_mesh_trimesh("/mesh", mesh.to_trimesh())
+        self.mesh_node = self.viewer.server.scene.add_mesh_trimesh("/mesh", mesh)
         self._mesh_visibility()
         path = self.viewer.mesh_path
         self.show_status(f"mesh: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, saved {path}")

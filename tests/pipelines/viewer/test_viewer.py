@@ -98,12 +98,12 @@ def test_save_view_and_extract_mesh(viewer: GeneratorViewer, tmp_path: Path):
     assert path.suffix == ".png" and iio.imread(path).shape == (16, 16, 3)
     with pytest.raises(ValueError, match="density range"):
         viewer.extract_mesh(resolution=16, threshold=1e6)
-    from pipelines.viewer.mesh import density_grid
+    from pipelines.evaluation.meshes import MeshExtractionConfig, density_grid
 
     def median_density():
         generator, version = viewer._generator.acquire()
         field = generator.field(viewer._cache.planes(generator, version, viewer.settings.latent_key, None))
-        return float(np.median(density_grid(field, 16, 0.5)))
+        return float(np.median(density_grid(field, 1, MeshExtractionConfig(resolution=16, box_half_size=0.5))))
 
     threshold = viewer.worker.submit(median_density).result()
     mesh = viewer.extract_mesh(resolution=16, threshold=threshold)

@@ -1,0 +1,229 @@
+"""All evaluation metrics behind one call, for the ``epigraf-metrics`` command and for periodic evaluation in training."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from pipelines.bundle import GeneratorBundle
+from pipelines.evaluation.consistency import multiview_psnr, rotate_cameras_about_y
+from pipelines.evaluation.fid import fid_from_features, kernel_inception_distance
+from pipelines.evaluation.generation import EvaluationModel
+from pipelines.evaluation.inception import InceptionV3Features, inception_features
+from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes
+from pipelines.evaluation.shape_metrics import compare_shapes, find_reference_meshes, load_meshes
+from pipelines.evaluation.swd import SWDConfig, sliced_wasserstein_distance
+
+METRICS: dict[str, str] = {
+    "fid": "Fréchet Inception Distance, lower is better (needs the Inception weights)",
+    "kid": "Kernel Inception Distance x 1e3 (with kid_std), lower is better (needs the Inception weights)",
+    "swd": "Sliced Wasserstein distance x 1e3 on Laplacian-pyramid patches (ProGAN), lower is better",
+    "mv_psnr": "multi-view consistency: PSNR (dB) of a view warped into a nearby one with depth, higher is better",
+    "geometry": "COV / MMD / 1-NNA of marching-cubes meshes against the dataset's ground-truth meshes",
+}
+
+
+def check_metric_names(names: list[str] | tuple[str, ...]) -> list[str]:
+    """The names, validated (ValueError naming the unknown ones and listing the known)."""
+    names = list(names)
+    unknown = [n for n in names if n not in METRICS]
+    if unknown or not names:
+        known = "; ".join(f"{k}: {v}" for k, v in METRICS.items())
+        raise ValueError(f"unknown metric name(s) {unknown or '(none given)'}; choose from: {known}")
+    return names
+
+
+@dataclass
+class MetricsConfig:
+    """Settings of the metrics (defaults follow the papers; fewer images and shapes for quick checks)."""
+
+    inception_weights: Path | None = None
+    """Inception-v3 weight file for FID/KID (else $EPIGRAF_INCEPTION_WEIGHTS, else the torch hub cache)."""
+    render_batch: int = 8
+    """Scenes rendered at once."""
+    inception_batch: int = 50
+    """Images per Inception forward pass."""
+    kid_subsets: int = 100
+    """KID: random subsets averaged."""
+    kid_subset_size: int = 1000
+    """KID: features per subset (capped by the number of images)."""
+    swd: SWDConfig = field(default_factory=SWDConfig)
+    """SWD settings (ProGAN's)."""
+    consistency_scenes: int = 16
+    """mv_psnr: scenes rendered from two views each."""
+    consistency_yaw_degrees: float = 5.0
+    """mv_psnr: yaw between the two views."""
+    consistency_resolution: int | None = None
+    """mv_psnr: render size (None: the dataset resolution)."""
+    consistency_depth_tolerance: float = 0.03
+    """mv_psnr: relative depth disagreement above which a pixel counts as occluded."""
+    geometry_shapes: int = 64
+    """geometry: generated meshes, compared with as many (randomly chosen) ground-truth meshes."""
+    geometry_points: int = 2048
+    """geometry: points sampled on each surface."""
+    mesh: MeshExtractionConfig = field(default_factory=lambda: MeshExtractionConfig(resolution=128))
+    """geometry: marching cubes settings (128^3 by default to keep evaluation affordable)."""
+
+
+@dataclass
+class MetricsCache:
+    """What stays valid between evaluations of one training run: the Inception net and the real features."""
+
+    inception: InceptionV3Features | None = None
+    real_features: dict[tuple, Tensor] = field(default_factory=dict)
+    reference_meshes: dict[str, list] = field(default_factory=dict)
+
+
+def _as_model(model: GeneratorBundle | EvaluationModel) -> EvaluationModel:
+    if isinstance(model, GeneratorBundle):
+        return EvaluationModel.from_bundle(model)
+    if not all(hasattr(model, name) for name in ("z_dim", "device", "sample_cameras", "fields", "render")):
+        raise ValueError(
+            f"model must be a GeneratorBundle or an EvaluationModel (z_dim, device, sample_cameras, fields, render), "
+            f"got {type(model).__name__}"
+        )
+    return model
+
+
+def _real_images(dataset: object, count: int, generator: torch.Generator) -> Tensor:
+    order = torch.randperm(len(dataset), generator=generator)[:count]
+    return torch.stack([dataset[int(i)][0] for i in order])
+
+
+def _fake_images(model: EvaluationModel, dataset: object, count: int, resolution: int, batch: int,
+                 generator: torch.Generator) -> Tensor:
+    z = torch.randn(count, model.z_dim, generator=generator)
+    cameras = model.sample_cameras(count, generator, dataset if getattr(dataset, "has_labels", False) else None)
+    return model.render(z, cameras, resolution, batch_size=batch).rgb * 2.0 - 1.0
+
+
+def _dataset_resolution(dataset: object) -> int:
+    config = getattr(dataset, "config", None)
+    if config is not None and getattr(config, "resolution", None):
+        return int(config.resolution)
+    return int(dataset[0][0].shape[-1])
+
+
+def bundle_consistency(model: GeneratorBundle | EvaluationModel, num_scenes: int, resolution: int,
+                       generator: torch.Generator, yaw_degrees: float = 5.0, depth_tolerance: float = 0.03,
+                       batch_size: int = 8) -> float:
+    """mv_psnr of a generator: each scene rendered from a sampled camera and one turned by ``yaw_degrees``.
+
+    Both renders come from the same field and latent; a camera-conditioned generator is conditioned on
+    the first camera for both views so only the viewpoint changes. Returns the mean PSNR over scenes.
+    """
+    model = _as_model(model)
+    z = torch.randn(num_scenes, model.z_dim, generator=generator)
+    cameras_a = model.sample_cameras(num_scenes, generator)
+    cameras_b = rotate_cameras_about_y(cameras_a, yaw_degrees)
+    view_a = model.render(z, cameras_a, resolution, condition=cameras_a, batch_size=batch_size)
+    view_b = model.render(z, cameras_b, resolution, condition=cameras_a, batch_size=batch_size)
+    result = multiview_psnr(view_a.rgb, view_a.depth, cameras_a.to("cpu"), view_b.rgb, view_b.depth,
+                            cameras_b.to("cpu"), view_a.opacity, view_b.opacity, depth_tolerance)
+    valid = result.psnr[~torch.isnan(result.psnr)]
+    return float(valid.mean()) if len(valid) else math.nan
+
+
+def bundle_geometry(model: GeneratorBundle | EvaluationModel, reference_meshes: list, num_shapes: int,
+                    num_points: int, mesh_config: MeshExtractionConfig, generator: torch.Generator,
+                    batch_size: int = 4) -> dict[str, float]:
+    """COV / MMD / 1-NNA of ``num_shapes`` generated meshes against as many random reference meshes."""
+    model = _as_model(model)
+    if hasattr(model, "box_half_size"):
+        mesh_config = replace(mesh_config, box_half_size=model.box_half_size)
+    z = torch.randn(num_shapes, model.z_dim, generator=generator)
+    condition = model.sample_cameras(num_shapes, generator)
+    generated = []
+    for start in range(0, num_shapes, batch_size):
+        sl = slice(start, start + batch_size)
+        with torch.no_grad():
+            fields = model.fields(z[sl], condition[sl])
+        generated += extract_meshes(fields, len(z[sl]), mesh_config, model.device)
+    pick = torch.randperm(len(reference_meshes), generator=generator)[:num_shapes]
+    references = [reference_meshes[int(i)] for i in pick]
+    result = compare_shapes(generated, references, num_points, generator).as_dict()
+    result["empty_meshes"] = sum(len(m.faces) == 0 for m in generated) / len(generated)
+    return result
+
+
+def compute_metrics(
+    model: GeneratorBundle | EvaluationModel,
+    dataset: object,
+    names: list[str] | tuple[str, ...],
+    num_images: int,
+    generator: torch.Generator,
+    config: MetricsConfig | None = None,
+    cache: MetricsCache | None = None,
+) -> dict[str, float]:
+    """Computes the named metrics of a generator against a dataset; returns flat ``{name: value}``.
+
+    ``model``: a loaded bundle, or an :class:`EvaluationModel` built from the EMA generator, renderer
+    and camera distribution of a running training (``EvaluationModel(G_ema, renderer, cameras)``).
+    ``dataset``: items ``(image [3, R, R] in [-1, 1], label)``; images are generated at its resolution R.
+    ``num_images`` real and as many generated images feed FID, KID and SWD. Every random choice
+    (latents, cameras, real subset, patches) comes from ``generator``. Keep one ``cache`` per run so the
+    Inception net and real features are computed once.
+
+    Keys: ``fid``; ``kid``, ``kid_std`` (x 1e3); ``swd`` and ``swd_<res>`` (x 1e3); ``mv_psnr`` (dB);
+    ``cov``, ``mmd``, ``1nna``, ``empty_meshes`` (geometry).
+    """
+    names = check_metric_names(names)
+    config = config or MetricsConfig()
+    cache = cache if cache is not None else MetricsCache()
+    model = _as_model(model)
+    if num_images < 2:
+        raise ValueError(f"num_images must be >= 2, got {num_images}")
+    # Fail before any rendering when an input is missing.
+    if {"fid", "kid"} & set(names) and cache.inception is None:
+        cache.inception = InceptionV3Features.from_weights(config.inception_weights, model.device)
+    references = None
+    if "geometry" in names:
+        path = getattr(getattr(dataset, "config", None), "path", None)
+        if path is None:
+            raise ValueError("geometry needs a dataset with a path (its metadata.json lists the ground-truth meshes)")
+        key = str(path)
+        if key not in cache.reference_meshes:
+            cache.reference_meshes[key] = load_meshes(find_reference_meshes(path))
+        references = cache.reference_meshes[key]
+
+    results: dict[str, float] = {}
+    resolution = _dataset_resolution(dataset)
+    count = min(num_images, len(dataset))
+    was_training = getattr(getattr(model, "generator", None), "training", False)
+    if was_training:
+        model.generator.eval()
+    try:
+        if {"fid", "kid", "swd"} & set(names):
+            reals = _real_images(dataset, count, generator)
+            fakes = _fake_images(model, dataset, count, resolution, config.render_batch, generator)
+            if {"fid", "kid"} & set(names):
+                key = (str(getattr(getattr(dataset, "config", None), "path", id(dataset))), resolution, count,
+                       id(cache.inception))
+                if key not in cache.real_features:
+                    cache.real_features[key] = inception_features(cache.inception, reals, config.inception_batch)
+                real_features = cache.real_features[key]
+                fake_features = inception_features(cache.inception, fakes, config.inception_batch)
+                if "fid" in names:
+                    results["fid"] = fid_from_features(fake_features, real_features)
+                if "kid" in names:
+                    kid, kid_std = kernel_inception_distance(fake_features, real_features, generator,
+                                                             config.kid_subsets, config.kid_subset_size)
+                    results["kid"], results["kid_std"] = 1e3 * kid, 1e3 * kid_std
+            if "swd" in names:
+                results.update(sliced_wasserstein_distance(fakes, reals, generator, config.swd))
+        if "mv_psnr" in names:
+            results["mv_psnr"] = bundle_consistency(
+                model, config.consistency_scenes, config.consistency_resolution or resolution, generator,
+                config.consistency_yaw_degrees, config.consistency_depth_tolerance, config.render_batch,
+            )
+        if "geometry" in names:
+            results.update(bundle_geometry(model, references, config.geometry_shapes, config.geometry_points,
+                                           config.mesh, generator))
+    finally:
+        if was_training:
+            model.generator.train()
+    return results
