@@ -1,0 +1,145 @@
+"""Our tri-plane field as a nerfstudio ``Field``: one latent of a TriPlaneGenerator in a nerfstudio scene."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from pipelines.nerfstudio.imports import require_nerfstudio
+
+require_nerfstudio()
+
+from nerfstudio.cameras.rays import RaySamples  # noqa: E402
+from nerfstudio.field_components.field_heads import FieldHeadNames  # noqa: E402
+from nerfstudio.fields.base_field import Field  # noqa: E402
+
+from epigraf_field.field import PlanesField  # noqa: E402
+from epigraf_field.generator import TriPlaneGenerator  # noqa: E402
+from pipelines.nerfstudio.scene_transform import SceneTransformConfig  # noqa: E402
+
+LatentKind = Literal["z", "w", "w+"]
+LATENT_KINDS = ("z", "w", "w+")
+
+
+class EpigrafField(Field):
+    """A nerfstudio ``Field`` that evaluates one scene of a :class:`TriPlaneGenerator`.
+
+    The scene is given by ``latent``: ``z`` [1, z_dim] (mapped with ``truncation_psi``), one ``w``
+    [1, w_dim] shared by every synthesis layer, or ``w+`` [1, num_ws, w_dim]. Its tri-planes are
+    computed once and cached until the latent changes (an optimizer step or a loaded state),
+    or until :meth:`invalidate_planes` is called (a training step does, so each step's planes
+    carry a fresh autograd graph). After :meth:`use_plane_parameters` the planes themselves are
+    the parameters and the latent is no longer used (pivotal tuning of the planes).
+
+    Sample positions come in nerfstudio scene coordinates and are mapped into the generator's
+    box by ``transform`` (:class:`SceneTransformConfig`); densities are returned per scene unit.
+    ``get_density`` evaluates density and colour in one decoder pass and hands the colour on as
+    the density embedding, so ``forward`` costs one evaluation per sample.
+
+    The generator's weights are frozen; only ``latent`` (when ``trainable``) and, after the switch,
+    ``planes`` receive gradients.
+    """
+
+    def __init__(
+        self,
+        generator: TriPlaneGenerator,
+        latent: Tensor,
+        latent_kind: LatentKind = "w",
+        truncation_psi: float = 1.0,
+        conditioning: Tensor | None = None,
+        transform: SceneTransformConfig | None = None,
+        trainable: bool = False,
+        plane_parameters: bool = False,
+    ) -> None:
+        super().__init__()
+        if latent_kind not in LATENT_KINDS:
+            raise ValueError(f"latent_kind must be one of {LATENT_KINDS}, got {latent_kind!r}")
+        cfg = generator.config
+        expected = {"z": (1, cfg.z_dim), "w": (1, cfg.w_dim), "w+": (1, generator.num_ws, cfg.w_dim)}[latent_kind]
+        if tuple(latent.shape) != expected:
+            raise ValueError(
+                f"latent of kind {latent_kind!r} must have shape {list(expected)} for this generator, "
+                f"got {list(latent.shape)}"
+            )
+        needs_label = latent_kind == "z" and cfg.c_dim > 0
+        if needs_label and (conditioning is None or tuple(conditioning.shape) != (1, cfg.c_dim)):
+            raise ValueError(
+                f"the generator is conditioned on a {cfg.c_dim}-float label: pass conditioning of shape "
+                f"[1, {cfg.c_dim}] "
+                "with a z latent (or use a w / w+ latent, which needs none)"
+            )
+        self.generator = generator.requires_grad_(False)
+        self.latent_kind = latent_kind
+        self.truncation_psi = float(truncation_psi)
+        self.transform = SceneTransformConfig() if transform is None else transform
+        self.latent = nn.Parameter(latent.detach().clone(), requires_grad=trainable)
+        self.register_buffer("conditioning", None if conditioning is None else conditioning.detach().clone())
+        planes_shape = (1, 3, cfg.plane_channels, cfg.plane_resolution, cfg.plane_resolution)
+        # The plane parameters exist from the start (zeros until the switch) so that an optimizer
+        # built before the switch already holds them; a checkpoint keeps them and the switch flag.
+        self.planes = nn.Parameter(torch.zeros(planes_shape, device=latent.device), requires_grad=plane_parameters)
+        self.register_buffer("uses_plane_parameters", torch.tensor(False, device=latent.device))
+        self._cached_planes: Tensor | None = None
+        self._cache_key: tuple | None = None
+
+    # ----- the scene ---------------------------------------------------------------------------
+    def ws(self) -> Tensor:
+        """The latent as ws [1, num_ws, w_dim]."""
+        if self.latent_kind == "w+":
+            return self.latent
+        if self.latent_kind == "w":
+            return self.latent[:, None, :].expand(1, self.generator.num_ws, -1)
+        return self.generator.mapping(self.latent, self.conditioning, truncation_psi=self.truncation_psi)
+
+    def current_planes(self) -> Tensor:
+        """Tri-planes [1, 3, C, R, R] of the scene (cached; recomputed when the latent has changed)."""
+        if bool(self.uses_plane_parameters):
+            return self.planes
+        key = (self.latent._version, self.latent.data_ptr(), torch.is_grad_enabled())
+        if self._cached_planes is None or key != self._cache_key:
+            self._cached_planes = self.generator.synthesis(self.ws(), noise_mode="const")
+            self._cache_key = key
+        return self._cached_planes
+
+    def invalidate_planes(self) -> None:
+        """Forget the cached planes (the next query synthesizes them again)."""
+        self._cached_planes, self._cache_key = None, None
+
+    def use_plane_parameters(self) -> None:
+        """From now on optimize the planes directly, starting from the current latent's planes."""
+        with torch.no_grad():
+            self.planes.copy_(self.generator.synthesis(self.ws(), noise_mode="const"))
+        self.planes.requires_grad_(True)
+        self.latent.requires_grad_(False)
+        self.uses_plane_parameters.fill_(True)
+        self.invalidate_planes()
+
+    def planes_field(self) -> PlanesField:
+        """The scene as our own field protocol (generator world coordinates)."""
+        return self.generator.field(self.current_planes())
+
+    # ----- nerfstudio's Field interface ----------------------------------------------------------
+    def get_density(self, ray_samples: RaySamples) -> tuple[Tensor, Tensor]:
+        """Density [*bs, 1] per scene unit, and the colour [*bs, 3] as the density embedding."""
+        positions = ray_samples.frustums.get_positions()
+        batch_shape = positions.shape[:-1]
+        points = self.transform.points_to_box(positions.reshape(1, -1, 3))
+        out = self.planes_field()(points)
+        density = self.transform.density_to_scene(out.density).reshape(*batch_shape, 1)
+        return density, out.rgb.reshape(*batch_shape, 3)
+
+    def get_outputs(self, ray_samples: RaySamples, density_embedding: Tensor | None = None) -> dict:
+        """``{FieldHeadNames.RGB: colour [*bs, 3]}`` (the field has no view dependence)."""
+        if density_embedding is None:
+            _, density_embedding = self.get_density(ray_samples)
+        return {FieldHeadNames.RGB: density_embedding}
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # A loaded checkpoint may have switched to plane parameters: keep requires_grad consistent.
+        if bool(self.uses_plane_parameters):
+            self.planes.requires_grad_(True)
+            self.latent.requires_grad_(False)
+        self.invalidate_planes()
