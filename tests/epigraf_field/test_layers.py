@@ -126,3 +126,34 @@ def test_modulated_conv_gradients(generator):
     conv(x, w).square().mean().backward()
     for tensor in (x, w, conv.weight, conv.affine.weight):
         assert tensor.grad is not None and torch.isfinite(tensor.grad).all() and tensor.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("size", [5, 8])
+def test_depthwise_resampling_matches_reference_for_asymmetric_taps(generator, size):
+    """An asymmetric filter catches a flipped kernel or a swapped axis in the depthwise FIR paths."""
+    x = torch.randn(2, 5, size, size, generator=generator)
+    f = torch.tensor([1.0, 2.0, 4.0, 1.0]) / 8
+    assert torch.allclose(upsample_2d(x, filter=f), reference_upfirdn(x, f, 2, 1, 2, 1, 4.0), atol=1e-6)
+    assert torch.allclose(blur_2d(x, f, padding=(2, 1)), reference_upfirdn(x, f, 1, 1, 2, 1), atol=1e-6)
+    assert torch.allclose(blur_2d(x, f, padding=(1, 1), gain=3.0), reference_upfirdn(x, f, 1, 1, 1, 1, 3.0), atol=1e-5)
+    if size % 2 == 0:
+        assert torch.allclose(downsample_2d(x, filter=f), reference_upfirdn(x, f, 1, 2, 1, 1), atol=1e-6)
+    # Every channel is filtered alike and on its own: a one-channel run gives the same plane.
+    assert torch.allclose(upsample_2d(x[:, 3:4], filter=f), upsample_2d(x, filter=f)[:, 3:4], atol=1e-6)
+
+
+@pytest.mark.parametrize("up", [1, 2])
+def test_modulated_conv_parts_compose_to_the_modulated_conv(generator, up):
+    from epigraf_field.layers import modulated_conv2d_parts
+
+    x = torch.randn(3, 4, 6, 6, generator=generator)
+    weight = torch.randn(5, 4, 3, 3, generator=generator)
+    styles = torch.randn(3, 4, generator=generator)
+    y, dcoefs = modulated_conv2d_parts(x, weight, styles, up=up, fused=False)
+    assert dcoefs.shape == (3, 5)
+    expected = modulated_conv2d(x, weight, styles, up=up, fused=True)
+    assert torch.allclose(y * dcoefs[:, :, None, None], expected, atol=1e-5)
+    y_fused, none = modulated_conv2d_parts(x, weight, styles, up=up, fused=True)
+    assert none is None and torch.allclose(y_fused, expected, atol=1e-5)
+    y_plain, none = modulated_conv2d_parts(x, weight, styles, demodulate=False, fused=False)
+    assert none is None and not torch.allclose(y_plain, modulated_conv2d(x, weight, styles, fused=False))

@@ -78,3 +78,43 @@ def test_benchmark_config_parameter_count():
     mapping = 8 * (512 * 512 + 512)
     decoder = 32 * 64 + 64 + 64 * 4 + 4
     assert count == 9 * conv + 5 * to_planes + 512 * 16 + mapping + decoder
+
+
+def _reference_layer_tail(y, dcoefs, noise, strength, bias, clamp):
+    """StyleGAN2's layer tail in its textbook order, one op per step."""
+    from epigraf_field.layers import apply_activation
+
+    x = y * dcoefs[:, :, None, None] if dcoefs is not None else y
+    if noise is not None:
+        x = x + noise * strength
+    x = x + bias.view(1, -1, 1, 1)
+    return apply_activation(x, "lrelu", clamp=clamp)
+
+
+@pytest.mark.parametrize("noise_shape", [None, (3, 1, 5, 5), (5, 5)])
+@pytest.mark.parametrize("with_dcoefs", [True, False])
+@pytest.mark.parametrize("clamp", [None, 0.5])
+def test_fused_layer_tail_matches_reference_values_and_gradients(generator, noise_shape, with_dcoefs, clamp):
+    from epigraf_field.synthesis import fused_layer_epilogue
+
+    y = torch.randn(3, 4, 5, 5, generator=generator)
+    dcoefs = torch.rand(3, 4, generator=generator) + 0.5 if with_dcoefs else None
+    noise = torch.randn(*noise_shape, generator=generator) if noise_shape else None
+    strength = torch.tensor(0.7)
+    bias = torch.randn(4, generator=generator)
+    leaves = [t for t in (y, dcoefs, strength, bias) if t is not None]
+    results = []
+    for fn in (fused_layer_epilogue, _reference_layer_tail):
+        inputs = [t.clone().requires_grad_(True) for t in leaves]
+        it = iter(inputs)
+        y_, d_, s_, b_ = next(it), (next(it) if with_dcoefs else None), next(it), next(it)
+        out = fn(y_, d_, noise, s_ if noise is not None else None, b_, clamp)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append((out, [t.grad for t in inputs]))
+    (out_fused, grads_fused), (out_ref, grads_ref) = results
+    assert torch.allclose(out_fused, out_ref, atol=1e-6)
+    for g_fused, g_ref in zip(grads_fused, grads_ref):
+        if g_ref is None:  # the noise strength gets no gradient when there is no noise
+            assert g_fused is None or torch.count_nonzero(g_fused) == 0
+        else:
+            assert torch.allclose(g_fused, g_ref, atol=1e-5)
