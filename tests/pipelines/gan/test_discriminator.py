@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from epigraf_field.layers import EqualizedConv2d
-from pipelines.gan.discriminator import Discriminator, DiscriminatorConfig, MinibatchStd, _DownConv2d
+from pipelines.gan.discriminator import Discriminator, DiscriminatorConfig, MinibatchStd
 from renderers.patches import Patch
 
 
@@ -144,20 +144,6 @@ def test_minibatch_std_groups_are_consecutive():
     assert torch.allclose(out[2:, 2], torch.zeros(2, 1, 1), atol=1e-3)
     with pytest.raises(ValueError, match="not divisible"):
         MinibatchStd(4)(torch.zeros(6, 2, 1, 1))
-
-
-@pytest.mark.parametrize("kernel,bias", [(3, True), (1, False)])
-def test_fast_down_conv_equals_layers_conv(kernel, bias):
-    torch.manual_seed(0)
-    ref = EqualizedConv2d(6, 5, kernel, activation="lrelu" if bias else "linear", down=2, bias=bias, conv_clamp=1.0)
-    fast = _DownConv2d(6, 5, kernel, activation="lrelu" if bias else "linear", down=2, bias=bias, conv_clamp=1.0)
-    fast.load_state_dict(ref.state_dict())
-    if bias:
-        with torch.no_grad():
-            ref.bias.normal_()
-            fast.bias.copy_(ref.bias)
-    x = torch.randn(2, 6, 10, 10)
-    assert torch.allclose(fast(x, gain=0.5), ref(x, gain=0.5), atol=1e-5)
 
 
 def test_invalid_config_raises():
