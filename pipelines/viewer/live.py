@@ -22,9 +22,10 @@ class LiveViewerConfig(ViewerConfig):
     """Rows of a refined frame."""
     samples_per_ray: int = 24
     """Samples per ray at start."""
-    max_busy_fraction: float = 0.1
+    max_busy_fraction: float = 0.05
     """The render thread renders at most this share of wall time, and only while a browser is connected
-    and the camera, GUI or weights changed."""
+    and the camera, GUI or weights changed. While it renders it takes a core from training's
+    threads, so training slows by more than this share (0.1 measured 8-16% on 2 cores)."""
     torch_threads: int = 1
     """Intra-op threads of the render thread (training keeps its own setting)."""
     output_dir: Path = Path("viewer_output")

@@ -152,7 +152,7 @@ def test_live_viewer_start_update_stop(tiny_generator, tmp_path: Path):
     live = LiveViewer(tiny_generator, tiny_renderer_config(), CameraDistributionConfig.faces(), config)
     url = live.start()
     try:
-        assert url.startswith("http://localhost:") and live.viewer.config.max_busy_fraction == 0.1
+        assert url.startswith("http://localhost:") and live.viewer.config.max_busy_fraction == 0.05
         assert live.viewer.frame_count == 0, "nothing renders without a browser"
         live.update_generator(tiny_generator)
         live.update_generator(tiny_generator)
