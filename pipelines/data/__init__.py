@@ -2,7 +2,7 @@
 
 from pipelines.data.builtin import cache_root, ensure_builtin_dataset
 from pipelines.data.camera_distributions import CameraDistributionConfig, sample_cameras
-from pipelines.data.config_json import config_from_json, config_to_json
+from epigraf_field.config_io import config_from_json, config_to_json
 from pipelines.data.image_dataset import DatasetConfig, ImageDataset, validate_dataset
 from pipelines.data.problems import DatasetProblem, DatasetValidationError, ValidationReport
 from pipelines.data.synthetic import SynthConfig, build_synthetic_dataset
