@@ -84,8 +84,16 @@ class MappingNetwork(nn.Module):
 
     @torch.no_grad()
     def update_w_avg(self, w: Float[Tensor, "b wdim"]) -> None:
-        """EMA step of the tracked mean latent: ``w_avg <- lerp(mean(w), w_avg, beta)``."""
-        self.w_avg.copy_(w.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        """EMA step of the tracked mean latent: ``w_avg <- lerp(mean(w), w_avg, beta)``.
+
+        In a data-parallel run the mean is over every process's batch, so replicas keep one w_avg,
+        the one a single process would track with the whole batch.
+        """
+        mean = w.detach().mean(dim=0)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(mean)
+            mean /= torch.distributed.get_world_size()
+        self.w_avg.copy_(mean.lerp(self.w_avg, self.w_avg_beta))
 
 
 def truncate(

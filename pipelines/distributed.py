@@ -1,9 +1,11 @@
-"""torch.distributed set-up for torchrun launches, and gradient averaging across processes."""
+"""torch.distributed set-up for torchrun launches, and DistributedDataParallel for GAN phases."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -43,25 +45,51 @@ def init_distributed(device: torch.device) -> DistributedContext:
     return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
-def average_gradients(params: list[torch.nn.Parameter], context: DistributedContext) -> None:
-    """Averages the gradients of ``params`` over all processes, in one flat all-reduce.
+class PhaseRunner(torch.nn.Module):
+    """Runs GAN phase forwards as the forward of the network those phases train.
 
-    GAN phases run G through D and take R1's double backward, which
-    DistributedDataParallel's per-forward reducer does not support; averaging the gradients
-    of each phase explicitly gives the same data-parallel update with one collective.
+    DistributedDataParallel averages the gradients of the module whose ``forward`` it runs. A GAN
+    phase's forward calls more than the network it trains (the generator phase renders, then asks
+    a frozen discriminator), so the phase's computation is passed in as a function and run as the
+    ``forward`` of a module holding just the trained network: that network's gradients are
+    all-reduced in buckets during backward, the frozen network stays outside the reducer. One
+    runner serves every phase of a network: two reducers over the same parameters interfere.
+    """
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, phase: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return phase(*args, **kwargs)
+
+
+def run_phase(phase: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """One process: a phase's forward is just the function."""
+    return phase(*args, **kwargs)
+
+
+def data_parallel(
+    network: torch.nn.Module, context: DistributedContext, device: torch.device, find_unused_parameters: bool = False
+) -> Callable[..., Any]:
+    """A runner ``runner(phase, *args)`` whose backward averages ``network``'s gradients over processes.
+
+    With several processes it is DistributedDataParallel over a :class:`PhaseRunner`; build it
+    while ``network`` requires gradients, since the reducer registers the parameters that do.
+    Buffers (the mapping's running w average) are broadcast from rank 0 at each forward, so
+    replicas stay identical. Set ``find_unused_parameters`` when some phase reaches only part of
+    ``network``. One process gets :func:`run_phase`.
     """
     if not context.enabled:
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.flatten() for g in grads])
-    dist.all_reduce(flat)
-    flat /= context.world_size
-    offset = 0
-    for grad in grads:
-        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
-        offset += grad.numel()
+        return run_phase
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = None
+    if device.type == "cuda":
+        device_ids = [device.index if device.index is not None else torch.cuda.current_device()]
+    return DistributedDataParallel(
+        PhaseRunner(network), device_ids=device_ids, find_unused_parameters=find_unused_parameters
+    )
 
 
 def broadcast_module(module: torch.nn.Module, context: DistributedContext) -> None:

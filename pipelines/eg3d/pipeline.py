@@ -11,7 +11,7 @@ from torch import Tensor
 
 from epigraf_field.generator import TriPlaneGeneratorConfig
 from pipelines.base import Progress, TrainBatch
-from pipelines.distributed import DistributedContext, average_gradients
+from pipelines.distributed import DistributedContext
 from pipelines.eg3d.generator import Eg3dGenerator, raw_feature_image, resize_images, save_eg3d_bundle
 from pipelines.eg3d.superresolution import SuperResolutionConfig
 from pipelines.gan.discriminator import DiscriminatorConfig
@@ -174,6 +174,7 @@ class Eg3dPipeline(PatchGanPipeline):
     """
 
     name = "eg3d"
+    generator_phases_reach_part_of_G = True  # density regularization skips the super-resolution
 
     def __init__(self, config: Eg3dTrainConfig, device: torch.device, dataset: Any,
                  context: DistributedContext = DistributedContext()) -> None:
@@ -226,6 +227,16 @@ class Eg3dPipeline(PatchGanPipeline):
         if not (is_regularization_step(step, interval) and losses.density_reg > 0):
             return {}
         self.G.requires_grad_(True)
+        l1 = self.G_phase(self._density_regularization_loss)
+        loss = l1 * losses.density_reg * interval  # lazy regularization: scaled by its interval
+        self.opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_G.step()
+        return {"G/density_reg": l1.item()}
+
+    def _density_regularization_loss(self) -> Tensor:
+        """Mean L1 between densities at random points and at slightly moved ones (EG3D)."""
+        losses = self.config.losses
         b, n = self.batch_size, losses.density_reg_points
         z = torch.randn(b, self.z_dim, generator=self.rng, device=self.device)
         cameras = self.sample_cameras(b, self.camera_rng).to(self.device)
@@ -239,13 +250,7 @@ class Eg3dPipeline(PatchGanPipeline):
         # Points pushed out of the box would read density 0 by the field's convention, not a neighbour's.
         moved = moved.clamp(-half, half)
         density = field_.density(torch.cat([points, moved], dim=1))
-        l1 = (density[:, :n] - density[:, n:]).abs().mean()
-        loss = l1 * losses.density_reg * interval  # lazy regularization: scaled by its interval
-        self.opt_G.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients(list(self.G.parameters()), self.context)
-        self.opt_G.step()
-        return {"G/density_reg": l1.item()}
+        return (density[:, :n] - density[:, n:]).abs().mean()
 
     def train_step(self, batch: TrainBatch, progress: Progress) -> dict[str, float]:
         self.kimg = progress.kimg

@@ -15,7 +15,7 @@ from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
 from pipelines.base import Pipeline, Progress, TrainBatch
 from pipelines.bundle import save_bundle
 from pipelines.data.camera_distributions import CameraDistributionConfig, sample_cameras
-from pipelines.distributed import DistributedContext, average_gradients, broadcast_module
+from pipelines.distributed import DistributedContext, broadcast_module, data_parallel
 from pipelines.gan.augment import blur_images
 from pipelines.gan.discriminator import Discriminator, DiscriminatorConfig
 from pipelines.gan.losses import (
@@ -168,6 +168,8 @@ class PatchGanPipeline(Pipeline):
     """G renders an r x r patch of each fake image; D compares it with the same patch of a real image."""
 
     name = "patch-gan"
+    generator_phases_reach_part_of_G = False
+    """Whether a generator phase leaves some of G's parameters without gradient (data-parallel bookkeeping)."""
 
     def __init__(
         self,
@@ -196,6 +198,9 @@ class PatchGanPipeline(Pipeline):
         self.opt_D = self.config.d_optimizer.build(self.D.parameters())
         for module in self.modules():
             broadcast_module(module, context)
+        # Each phase's forward runs through DistributedDataParallel over the network it trains.
+        self.G_phase = data_parallel(self.G, context, device, self.generator_phases_reach_part_of_G)
+        self.D_phase = data_parallel(self.D, context, device)
 
     # ----------------------------------------------------------------------------------- pieces
     def _resolve_config(self, config: PatchGanTrainConfig, dataset_has_labels: bool) -> PatchGanConfig:
@@ -247,6 +252,13 @@ class PatchGanPipeline(Pipeline):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
             return self.D(blur_images(images, sigma), patch, labels).float()
 
+    def _discriminate_fake_and_real(
+        self, fake: Tensor, fake_patch: Patch, fake_labels: Tensor | None,
+        real: Tensor, real_patch: Patch, real_labels: Tensor | None, kimg: float,
+    ) -> tuple[Tensor, Tensor]:
+        """The discriminator phase's forward: logits of the fakes and of the reals."""
+        return self._discriminate(fake, fake_patch, fake_labels, kimg), self._discriminate(real, real_patch, real_labels, kimg)
+
     def _real_inputs(self, images: Tensor, patch: Patch, kimg: float) -> Tensor:
         """What the discriminator sees of real images [b, 3, R, R]: here the patches, cut at r x r."""
         return crop_patches(images, patch, self.train_config.patch_resolution)
@@ -267,12 +279,11 @@ class PatchGanPipeline(Pipeline):
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         z, cameras, patch = self._sample_fake_inputs(kimg)
-        fake = self.render_patches(self.G, z, cameras, patch, kimg)
+        fake = self.G_phase(self.render_patches, self.G, z, cameras, patch, kimg)
         logits = self._discriminate(fake, patch, self._discriminator_label(cameras.to_label()), kimg)
         loss = generator_loss(logits).mean()
         self.opt_G.zero_grad(set_to_none=True)
         loss.backward()
-        average_gradients(list(self.G.parameters()), self.context)
         self.opt_G.step()
         return {"G/loss": loss.item(), "G/fake_logits": logits.mean().item()}
 
@@ -288,10 +299,13 @@ class PatchGanPipeline(Pipeline):
             fake = self.render_patches(self.G, z, cameras, patch, kimg)
         real_patch = self._sample_patch(kimg)
         real = self._real_inputs(batch.images, real_patch, kimg)
-        fake_logits = self._discriminate(fake, patch, self._discriminator_label(cameras.to_label()), kimg)
         regularize = is_regularization_step(step, self.config.d_optimizer.reg_interval) and self.config.losses.r1_gamma > 0
         real = real.detach().requires_grad_(regularize)
-        real_logits = self._discriminate(real, real_patch, self._discriminator_label(batch.labels), kimg)
+        fake_logits, real_logits = self.D_phase(
+            self._discriminate_fake_and_real,
+            fake, patch, self._discriminator_label(cameras.to_label()),
+            real, real_patch, self._discriminator_label(batch.labels), kimg,
+        )
         loss = discriminator_fake_loss(fake_logits).mean() + discriminator_real_loss(real_logits).mean()
         metrics = {"D/loss": loss.item(), "D/real_logits": real_logits.mean().item()}
         if regularize:
@@ -300,7 +314,6 @@ class PatchGanPipeline(Pipeline):
             metrics["D/r1_penalty"] = penalty.mean().item()
         self.opt_D.zero_grad(set_to_none=True)
         loss.backward()
-        average_gradients(list(self.D.parameters()), self.context)
         self.opt_D.step()
         return metrics
 

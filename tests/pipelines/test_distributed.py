@@ -1,17 +1,26 @@
-"""Two gloo processes train one iteration and stay in lockstep."""
+"""Two gloo processes train through DistributedDataParallel and stay in lockstep."""
 
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
 
 from pipelines.base import Progress
 from pipelines.batches import BatchStream
 from pipelines.distributed import init_distributed, shutdown
+from pipelines.eg3d.pipeline import Eg3dPipeline
 from pipelines.patch_gan.pipeline import PatchGanPipeline
+from tests.pipelines.eg3d.tiny import tiny_eg3d_config
 from tests.pipelines.tiny import TinyDataset, tiny_train_config
+
+PIPELINES = {
+    "patch-gan": (PatchGanPipeline, lambda: tiny_train_config(batch=4)),
+    "eg3d": (Eg3dPipeline, lambda: tiny_eg3d_config(batch=4)),
+}
 
 
 def _free_port() -> int:
@@ -20,30 +29,48 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _worker(rank: int, world_size: int, port: int, result_dir: str) -> None:
+def _flat(modules) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for m in modules for p in m.parameters()])
+
+
+def _worker(rank: int, world_size: int, port: int, result_dir: str, name: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     context = init_distributed(torch.device("cpu"))
-    config = tiny_train_config(batch=4)
+    pipeline_class, make_config = PIPELINES[name]
+    config = make_config()
     dataset = TinyDataset()
-    pipeline = PatchGanPipeline(config, torch.device("cpu"), dataset, context)
+    pipeline = pipeline_class(config, torch.device("cpu"), dataset, context)
     stream = BatchStream(dataset, config.batch, config.seed, context.rank, context.world_size)
-    before = torch.cat([p.detach().flatten() for p in pipeline.G.parameters()])
-    pipeline.train_step(stream.batch(0, torch.device("cpu")), Progress(0, 0))
-    flat = torch.cat([p.detach().flatten() for m in pipeline.modules() for p in m.parameters()])
+    before = _flat([pipeline.G])
+    # Step 0 runs the lazy regularizers (R1, and EG3D's density regularization); step 1 does not.
+    for step in range(2):
+        metrics = pipeline.train_step(stream.batch(step, torch.device("cpu")), Progress(step, step * config.batch))
+        if step == 0:
+            assert "D/r1_penalty" in metrics
+    flat = _flat(pipeline.modules())
     gathered = [torch.zeros_like(flat) for _ in range(world_size)]
     dist.all_gather(gathered, flat)
-    moved = torch.cat([p.detach().flatten() for p in pipeline.G.parameters()])
-    torch.save({"gathered": gathered, "changed": not torch.equal(before, moved), "indices": stream.indices(0)},
+    w_avg = torch.cat([b.detach().flatten() for n, b in pipeline.G.named_buffers() if n.endswith("w_avg")])
+    assert w_avg.numel() > 0
+    gathered_w_avg = [torch.zeros_like(w_avg) for _ in range(world_size)]
+    dist.all_gather(gathered_w_avg, w_avg)
+    wrapped = [isinstance(pipeline.G_phase, DistributedDataParallel),
+               isinstance(pipeline.D_phase, DistributedDataParallel)]
+    torch.save({"gathered": gathered, "w_avg": gathered_w_avg, "changed": not torch.equal(before, _flat([pipeline.G])),
+                "indices": stream.indices(0), "wrapped": wrapped, "metrics": sorted(metrics)},
                os.path.join(result_dir, f"rank{rank}.pt"))
     shutdown(context)
 
 
-def test_two_gloo_processes_keep_identical_parameters(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_two_gloo_processes_keep_identical_parameters(tmp_path, name):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), name), nprocs=2, join=True)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert results[0]["wrapped"] == [True, True], "both GAN phases must run through DistributedDataParallel"
     gathered = results[0]["gathered"]
-    assert torch.equal(gathered[0], gathered[1]), "parameters differ across ranks after one step"
+    assert torch.equal(gathered[0], gathered[1]), "parameters differ across ranks after two steps"
+    assert torch.equal(results[0]["w_avg"][0], results[0]["w_avg"][1]), "the mapping's w average differs across ranks"
     assert results[0]["changed"] and results[1]["changed"]
     assert set(results[0]["indices"]).isdisjoint(results[1]["indices"]), "ranks must see different real images"

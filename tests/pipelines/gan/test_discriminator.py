@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-from epigraf_field.layers import EqualizedConv2d
 from pipelines.gan.discriminator import Discriminator, DiscriminatorConfig, MinibatchStd
 from renderers.patches import Patch
 
