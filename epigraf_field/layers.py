@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from epigraf_field.winograd import use_winograd, winograd_conv2d_3x3
+
 Activation = Literal["linear", "lrelu"]
 
 LRELU_SLOPE = 0.2
@@ -289,6 +291,8 @@ def resampled_conv2d(
         total = (taps - down) + (k - 1)
         p0, p1 = (total + 1) // 2, total // 2
         return F.conv2d(blur_2d(x, f, padding=(p0, p1)), weight, stride=down, groups=groups)
+    if use_winograd(x, weight, groups):
+        return winograd_conv2d_3x3(x, weight)
     return F.conv2d(x, weight, padding=k // 2, groups=groups)
 
 

@@ -1,0 +1,29 @@
+"""The benchmark scripts run end to end at toy sizes and print the tables they promise."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_conv_benchmark_prints_one_row_per_shape():
+    out = _run("benchmarks/conv.py", "--channels", "8", "16", "--sizes", "8", "--repeats", "1", "--batch", "1")
+    rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
+    assert [(r[0], r[1]) for r in rows] == [("8", "8"), ("16", "8")]
+    assert all(float(r[2]) >= 0 and float(r[4]) > 0 for r in rows)
+
+
+def test_train_benchmark_row_reports_timings_both_ways():
+    for algorithm in ("direct", "winograd"):
+        out = _run("benchmarks/train.py", "--row", "32", "16", "beta", "--quick", "--iterations", "1",
+                   "--warmup", "0", "--batch", "2", "--threads", "1", "--conv3x3", algorithm)
+        timing = json.loads(next(line for line in out.splitlines() if line.startswith("ROW "))[4:])
+        assert timing["seconds"] > 0 and timing["synthesis"] > 0 and timing["peak_bytes"] > 0
