@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,5 +107,12 @@ def barrier(context: DistributedContext) -> None:
 
 
 def shutdown(context: DistributedContext) -> None:
+    """Leaves the process group once every rank is done with it.
+
+    Drop the DistributedDataParallel wrappers first: a process group still referenced by a
+    wrapper is only freed at interpreter exit, where its threads can abort the process.
+    """
     if context.enabled and dist.is_initialized():
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()

@@ -94,6 +94,8 @@ def run_training(config: TrainConfig, explicit_kimg: bool = False) -> Path | Non
     try:
         final = trainer.run()
     finally:
+        # DistributedDataParallel wrappers hold the process group: release them before it goes.
+        del trainer, pipeline
         shutdown(context)
     if context.is_main:
         print(f"done: {run_dir.resolve()}", flush=True)

@@ -61,6 +61,7 @@ def _worker(rank: int, world_size: int, port: int, result_dir: str, name: str) -
     torch.save({"gathered": gathered, "w_avg": gathered_w_avg, "changed": not torch.equal(before, _flat([pipeline.G])),
                 "indices": stream.indices(0), "wrapped": wrapped, "metrics": sorted(metrics)},
                os.path.join(result_dir, f"rank{rank}.pt"))
+    del pipeline
     shutdown(context)
 
 
