@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +38,7 @@ def _transforms(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tenso
 def winograd_conv2d_3x3(
     x: Float[Tensor, "b cin h w"], weight: Float[Tensor, "cout cin 3 3"]
 ) -> Float[Tensor, "b cout h w"]:
-    """``F.conv2d(x, weight, padding=1)`` computed in the Winograd domain, differentiable by autograd.
+    """``F.conv2d(x, weight, padding=1)`` computed in the Winograd domain, differentiable to any order.
 
     Each 4x4 output tile costs 36 multiply-adds per channel pair instead of 144, so the three
     matrix products of a training step (forward, input gradient, weight gradient) shrink 4x,
@@ -45,22 +46,76 @@ def winograd_conv2d_3x3(
     channels-last so the channel axis stays contiguous through the transforms; the output is a
     channels-last tensor. Rounding differs from the direct convolution by ~1e-6 relative in fp32.
     """
-    n, c, h, w = x.shape
-    k = weight.shape[0]
+    c = x.shape[1]
     if weight.shape[1:] != (c, 3, 3):
         raise ValueError(f"winograd_conv2d_3x3 needs a [cout, {c}, 3, 3] weight, got {list(weight.shape)}")
-    b_kron, g_kron, a_kron = _transforms(x.dtype, x.device)
-    th, tw = -(-h // 4), -(-w // 4)
-    # 1 pixel of zero padding, plus what completes the last tile.
+    return _WinogradConv3x3.apply(x, weight)
+
+
+def _tile_counts(h: int, w: int) -> tuple[int, int]:
+    return -(-h // 4), -(-w // 4)
+
+
+def _input_tiles(x: Tensor) -> Tensor:
+    """B^T d B of every 6x6 input tile (stride 4, 1 pixel of zero padding): [36, tiles, c]."""
+    n, c, h, w = x.shape
+    th, tw = _tile_counts(h, w)
+    b_kron = _transforms(x.dtype, x.device)[0]
     padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1 + 4 * tw - w, 1, 1 + 4 * th - h))
     tiles = padded.unfold(1, 6, 4).unfold(2, 6, 4)  # [n, th, tw, c, 6, 6], a view
     tiles = tiles.permute(4, 5, 0, 1, 2, 3).reshape(36, n * th * tw * c)
-    v = (b_kron @ tiles).view(36, n * th * tw, c)
-    u = (g_kron @ weight.reshape(k * c, 9).t()).view(36, k, c)
-    m = torch.bmm(v, u.transpose(1, 2))  # [36, tiles, k]
-    y = (a_kron @ m.view(36, -1)).view(4, 4, n, th, tw, k)
+    return (b_kron @ tiles).view(36, n * th * tw, c)
+
+
+def _output_from_tiles(m: Tensor, n: int, h: int, w: int) -> Tensor:
+    """A^T m A of every tile [36, tiles, k], assembled into a channels-last [n, k, h, w] tensor."""
+    th, tw = _tile_counts(h, w)
+    k = m.shape[-1]
+    a_kron = _transforms(m.dtype, m.device)[2]
+    y = (a_kron @ m.reshape(36, -1)).view(4, 4, n, th, tw, k)
     y = y.permute(2, 3, 0, 4, 1, 5).reshape(n, 4 * th, 4 * tw, k)[:, :h, :w]
     return y.permute(0, 3, 1, 2)
+
+
+def _output_tile_gradient(grad_y: Tensor) -> Tensor:
+    """The output transform's adjoint: A g A^T of every 4x4 tile of the output gradient, [36, tiles, k]."""
+    n, k, h, w = grad_y.shape
+    th, tw = _tile_counts(h, w)
+    a_kron = _transforms(grad_y.dtype, grad_y.device)[2]
+    g = F.pad(grad_y.permute(0, 2, 3, 1), (0, 0, 0, 4 * tw - w, 0, 4 * th - h))
+    g = g.reshape(n, th, 4, tw, 4, k).permute(2, 4, 0, 1, 3, 5).reshape(16, n * th * tw * k)
+    return (a_kron.t() @ g).view(36, n * th * tw, k)
+
+
+class _WinogradConv3x3(torch.autograd.Function):
+    """Forward in the Winograd domain; the input gradient is again a same-padded 3x3 convolution
+    (with the flipped, transposed kernel), and the weight gradient one product of transformed tiles.
+    Written with differentiable operations, so R1's double backward works through it."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        k = weight.shape[0]
+        g_kron = _transforms(x.dtype, x.device)[1]
+        v = _input_tiles(x)
+        u = (g_kron @ weight.reshape(k * c, 9).t()).view(36, k, c)
+        ctx.save_for_backward(x, weight, v)
+        return _output_from_tiles(torch.bmm(v, u.transpose(1, 2)), n, h, w)
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        x, weight, v = ctx.saved_tensors
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _WinogradConv3x3.apply(grad_y, weight.transpose(0, 1).flip(2, 3))
+        if ctx.needs_input_grad[1]:
+            if torch.is_grad_enabled():
+                v = _input_tiles(x)  # the saved tiles carry no graph; higher orders need one
+            du = torch.bmm(_output_tile_gradient(grad_y).transpose(1, 2), v)  # [36, k, c]
+            k, c = du.shape[1:]
+            g_kron = _transforms(x.dtype, x.device)[1]
+            grad_weight = (g_kron.t() @ du.reshape(36, k * c)).view(3, 3, k, c).permute(2, 3, 0, 1)
+        return grad_x, grad_weight
 
 
 def use_winograd(x: Tensor, weight: Tensor, groups: int) -> bool:

@@ -76,3 +76,18 @@ def test_unknown_algorithm_is_rejected():
     with pytest.raises(ValueError, match="direct"):
         with conv3x3_algorithm("fft"):
             pass
+
+
+def test_second_order_gradients_match_conv2d():
+    """R1 differentiates the input gradient again, through the weights."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 3, 9, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(winograd_conv2d_3x3, (x, weight))
+
+    def r1_weight_gradient(conv):
+        (grad_x,) = torch.autograd.grad(conv(x, weight).square().sum(), x, create_graph=True)
+        return torch.autograd.grad(grad_x.square().sum(), weight)[0]
+
+    torch.testing.assert_close(r1_weight_gradient(winograd_conv2d_3x3),
+                               r1_weight_gradient(lambda a, b: F.conv2d(a, b, padding=1)))
