@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import torch
@@ -52,7 +53,8 @@ def parse_config(argv: list[str]) -> tuple[TrainConfig, str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     config, preset_line = parse_config(argv)
-    print(preset_line, flush=True)
+    if os.environ.get("RANK", "0") == "0":  # torchrun: the other ranks stay quiet
+        print(preset_line, flush=True)
     try:
         validate_train_config(config)
     except ValueError as error:

@@ -68,3 +68,17 @@ def test_default_command_trains_on_the_builtin_dataset(tmp_path):
     for name in ("config.json", "log.jsonl", "turntable.gif", "snapshots/reals.png"):
         assert (run_dir / name).is_file(), name
     assert list((run_dir / "checkpoints").glob("step-*/generator/weights.safetensors"))
+
+
+def test_torchrun_with_two_gloo_processes_trains_and_one_writes(tmp_path):
+    data = _write_eg3d_folder(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "pipelines.cli.train",
+               "--pipeline", "patch-gan", "--data", str(data), "--resolution", "32", "--patch-resolution", "16",
+               "--batch", "4", "--kimg", "0.008", "--out", str(run_dir), "--device", "cpu"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("run folder:") == 1 and result.stdout.count("preset:") == 1
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert records and records[-1]["kimg"] == pytest.approx(0.008)
+    assert (run_dir / "checkpoints" / "step-000000000008" / "generator" / "weights.safetensors").is_file()
