@@ -353,7 +353,7 @@ def run(args: argparse.Namespace) -> None:
         print(row(config, "beta", t))
         print(f"warm-up ({args.warmup} it{', with compilation' if args.compile else ''}): {t.warmup_seconds:.1f} s")
         print(f"R1 step {t.r1_seconds:.3f} s. Reference, the official EpiGRAF code in this configuration on a quiet "
-              "2-core AMD EPYC (AVX2): 8.4 s/it, R1 step 10.8 s")
+              "2-core AMD EPYC (AVX2): 8.4-8.6 s/it, R1 step 10.8-11.2 s")
         return
 
     resolutions = args.resolutions or ([64, 128] if args.quick else [64, 128, 256])
