@@ -65,11 +65,6 @@ class PhaseRunner(torch.nn.Module):
         return phase(*args, **kwargs)
 
 
-def run_phase(phase: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """One process: a phase's forward is just the function."""
-    return phase(*args, **kwargs)
-
-
 def data_parallel(
     network: torch.nn.Module, context: DistributedContext, device: torch.device, find_unused_parameters: bool = False
 ) -> Callable[..., Any]:
@@ -79,10 +74,10 @@ def data_parallel(
     while ``network`` requires gradients, since the reducer registers the parameters that do.
     Buffers (the mapping's running w average) are broadcast from rank 0 at each forward, so
     replicas stay identical. Set ``find_unused_parameters`` when some phase reaches only part of
-    ``network``. One process gets :func:`run_phase`.
+    ``network``. One process gets the plain :class:`PhaseRunner`.
     """
     if not context.enabled:
-        return run_phase
+        return PhaseRunner(network)
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = None
