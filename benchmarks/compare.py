@@ -28,6 +28,7 @@ from dataclasses import replace
 import torch
 
 from pipelines.base import Progress, TrainBatch
+from timing import synchronize
 
 PIPELINES = ("patch-gan", "eg3d")
 
@@ -71,11 +72,6 @@ def make_pipeline(name: str, config, device: torch.device, dataset):
 
 
 # ------------------------------------------------------------------------------------------- speed
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed_phases(pipeline, device: torch.device, totals: dict[str, float]) -> None:
     """Wraps the pipeline's phases (instance attributes only) to add their wall time to ``totals``."""
     for key, attribute in (("G", "_generator_phase"), ("Greg", "_generator_regularization_phase"),

@@ -10,23 +10,15 @@
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from epigraf_field.winograd import winograd_conv2d_3x3
+from timing import timed
 
-
-def best_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+CPU = torch.device("cpu")
 
 
 def forward_backward(conv: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, w: torch.Tensor) -> None:
@@ -57,8 +49,8 @@ def main() -> None:
             x = torch.randn(args.batch, channels, size, size, generator=g).requires_grad_()
             w = (torch.randn(channels, channels, 3, 3, generator=g) / (3 * channels**0.5)).requires_grad_()
             with torch.no_grad():
-                fwd = [best_seconds(lambda conv=conv: conv(x, w), args.repeats) for conv in (direct, winograd_conv2d_3x3)]
-            both = [best_seconds(lambda conv=conv: forward_backward(conv, x, w), args.repeats)
+                fwd = [timed(CPU, lambda conv=conv: conv(x, w), args.repeats)[1] for conv in (direct, winograd_conv2d_3x3)]
+            both = [timed(CPU, lambda conv=conv: forward_backward(conv, x, w), args.repeats)[1]
                     for conv in (direct, winograd_conv2d_3x3)]
             print(f"{channels:>8} {size:>5} {fwd[0] * 1e3:>14.1f} {fwd[1] * 1e3:>16.1f} {fwd[0] / fwd[1]:>5.2f} "
                   f"{both[0] * 1e3:>14.1f} {both[1] * 1e3:>16.1f} {both[0] / both[1]:>5.2f}", flush=True)

@@ -10,37 +10,18 @@
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import torch
 
 from renderers.analytic import SphereField
 from renderers.cameras import Cameras
 from renderers.volume_renderer import RenderedImages, VolumeRenderer, VolumeRendererConfig
+from timing import timed
 
 
 def psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
     mse = ((image - reference) ** 2).mean().clamp_min(1e-20)
     return float(-10.0 * torch.log10(mse))
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(device: torch.device, fn: Callable[[], object], repeats: int) -> tuple[object, float]:
-    """Result of ``fn`` and its best wall time in seconds over ``repeats`` runs (after one warm-up)."""
-    result = fn()
-    best = float("inf")
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        result = fn()
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return result, best
 
 
 def orbit_cameras(batch: int, device: torch.device, seed: int) -> Cameras:

@@ -48,6 +48,7 @@ from pipelines.patch_gan.pipeline import (  # noqa: E402
 from renderers.patches import Patch  # noqa: E402
 from renderers.volume_renderer import VolumeRendererConfig  # noqa: E402
 from tests.pipelines.tiny import TinyDataset  # noqa: E402
+from timing import synchronize  # noqa: E402
 
 R1_INTERVAL = 16
 ROW_PREFIX = "ROW "
@@ -136,11 +137,6 @@ class PeakMemory:
             import resource
 
             self.peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self._baseline, 0)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def load_average() -> float:
