@@ -27,7 +27,7 @@ from dataclasses import replace
 
 import torch
 
-from pipelines.base import Progress, TrainBatch
+from pipelines.pipeline import Progress, TrainBatch
 from timing import synchronize
 
 PIPELINES = ("patch-gan", "eg3d")
@@ -50,7 +50,7 @@ class RandomImages(torch.utils.data.Dataset):
     """Random images in [-1, 1] with labels from the built-in dataset's camera distribution (speed only)."""
 
     def __init__(self, resolution: int, size: int, seed: int = 0) -> None:
-        from pipelines.data.camera_distributions import CameraDistributionConfig, sample_cameras
+        from pipelines.camera_distributions import CameraDistributionConfig, sample_cameras
 
         rng = torch.Generator().manual_seed(seed)
         self.images = torch.rand(size, 3, resolution, resolution, generator=rng) * 2 - 1
@@ -178,9 +178,9 @@ def train_and_score(name: str, args: dict) -> dict:
     """Trains ``name`` on the built-in dataset for --train-kimg, then scores multi-view consistency."""
     if args["threads"]:
         torch.set_num_threads(args["threads"])
-    from pipelines.batches import BatchStream
+    from pipelines.engine.data_loader import BatchStream
     from pipelines.data import DatasetConfig, ImageDataset, ensure_builtin_dataset
-    from pipelines.data.camera_distributions import CameraDistributionConfig
+    from pipelines.camera_distributions import CameraDistributionConfig
     from pipelines.evaluation.generation import EvaluationModel
     from pipelines.evaluation.metrics import bundle_consistency
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.pipelines.
 
 from epigraf_field.generator import TriPlaneGeneratorConfig  # noqa: E402
 from epigraf_field.winograd import ALGORITHMS, conv3x3_algorithm  # noqa: E402
-from pipelines.base import Progress, TrainBatch  # noqa: E402
+from pipelines.pipeline import Progress, TrainBatch  # noqa: E402
 from pipelines.gan.discriminator import DiscriminatorConfig  # noqa: E402
 from pipelines.gan.losses import AdamConfig  # noqa: E402
 from pipelines.patch_gan.patch_sampler import PatchSamplerConfig  # noqa: E402

@@ -16,7 +16,7 @@ from tempfile import TemporaryDirectory
 import torch
 
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
-from pipelines.data.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistributionConfig
 from pipelines.viewer import GeneratorViewer, LiveViewer, LiveViewerConfig, ViewCamera, ViewerConfig
 from pipelines.viewer.server import find_free_port
 from renderers.volume_renderer import VolumeRendererConfig

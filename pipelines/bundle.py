@@ -16,7 +16,7 @@ import torch
 
 from epigraf_field.config_io import config_from_dict, config_to_dict
 from epigraf_field.generator import TriPlaneGenerator
-from pipelines.data.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistributionConfig
 from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig
 
 RENDERER_FILE = "renderer.json"
@@ -65,7 +65,7 @@ def resolve_bundle_dir(path: Path) -> Path:
     if (path / "generator" / "weights.safetensors").is_file():
         return path / "generator"
     if (path / "checkpoints").is_dir():
-        from pipelines.checkpoints import find_latest_checkpoint
+        from pipelines.engine.checkpoints import find_latest_checkpoint
 
         return find_latest_checkpoint(path) / "generator"
     raise FileNotFoundError(

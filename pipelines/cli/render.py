@@ -16,7 +16,7 @@ from pipelines.evaluation.commands import Device, choose_device, open_bundle, re
 from pipelines.evaluation.generation import EvaluationModel, latents_from_seeds, render_ws_batches
 from pipelines.evaluation.trajectories import OrbitConfig, grid_cameras, orbit_cameras, turntable_cameras, zigzag_cameras
 from pipelines.evaluation.video import depth_to_images, opacity_to_images, write_video
-from pipelines.snapshots import images_to_grid, save_grid
+from pipelines.engine.snapshots import images_to_grid, save_grid
 from renderers.cameras import Cameras
 
 Output = Literal["grid", "turntable", "zigzag", "interpolation"]

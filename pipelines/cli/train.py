@@ -10,7 +10,7 @@ import torch
 import tyro
 
 from pipelines.registry import PIPELINES, get_pipeline_spec
-from pipelines.train_config import TrainConfig, choose_device, validate_train_config
+from pipelines.engine.options import TrainConfig, choose_device, validate_train_config
 
 
 def choose_preset(requested: str, device: torch.device) -> tuple[str, str]:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         validate_train_config(config)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
-    from pipelines.run import run_training  # heavy imports only once the options are valid
+    from pipelines.engine.launch import run_training  # heavy imports only once the options are valid
 
     run_training(config, explicit_kimg="--kimg" in argv or any(a.startswith("--kimg=") for a in argv))
     return 0

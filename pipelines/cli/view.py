@@ -70,7 +70,7 @@ def _dataset_cameras(data: Path | None, camera_config, count: int):
         return None
     import torch
 
-    from pipelines.data.camera_distributions import sample_cameras
+    from pipelines.camera_distributions import sample_cameras
     from pipelines.data.image_dataset import DatasetConfig, ImageDataset
 
     try:

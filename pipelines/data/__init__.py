@@ -1,7 +1,7 @@
 """Datasets: image loading and validation, camera distributions, and the synthetic dataset with ground truth."""
 
 from pipelines.data.builtin import cache_root, ensure_builtin_dataset
-from pipelines.data.camera_distributions import CameraDistributionConfig, sample_cameras
+from pipelines.camera_distributions import CameraDistributionConfig, sample_cameras
 from epigraf_field.config_io import config_from_json, config_to_json
 from pipelines.data.image_dataset import DatasetConfig, ImageDataset, validate_dataset
 from pipelines.data.problems import DatasetProblem, DatasetValidationError, ValidationReport

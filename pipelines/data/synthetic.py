@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipelines.data.camera_distributions import CameraDistributionConfig, sample_cameras
+from pipelines.camera_distributions import CameraDistributionConfig, sample_cameras
 from pipelines.data.shapes import FAMILIES, OBJECT_RADIUS, make_object
 
 FORMAT_VERSION = 1

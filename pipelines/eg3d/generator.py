@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from epigraf_field.config_io import config_from_dict, config_to_dict
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
 from pipelines.bundle import GeneratorBundle, load_bundle, save_bundle
-from pipelines.data.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistributionConfig
 from pipelines.eg3d.superresolution import SuperResolution, SuperResolutionConfig
 from renderers.volume_renderer import RenderedImages, VolumeRendererConfig
 

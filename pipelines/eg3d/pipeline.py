@@ -10,16 +10,17 @@ import torch
 from torch import Tensor
 
 from epigraf_field.generator import TriPlaneGeneratorConfig
-from pipelines.base import Progress, TrainBatch
-from pipelines.distributed import DistributedContext
+from pipelines.pipeline import Progress, TrainBatch
+from pipelines.engine.distributed import DistributedContext
 from pipelines.eg3d.generator import Eg3dGenerator, raw_feature_image, resize_images, save_eg3d_bundle
 from pipelines.eg3d.superresolution import SuperResolutionConfig
 from pipelines.gan.discriminator import DiscriminatorConfig
 from pipelines.gan.losses import AdamConfig, is_regularization_step
 from pipelines.gan.schedules import density_noise_std
-from pipelines.data.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistributionConfig
 from pipelines.patch_gan.pipeline import PatchGanLossConfig, PatchGanPipeline, check_camera_source
-from pipelines.train_config import TrainConfig, TrainerConfig
+from pipelines.engine.options import TrainConfig
+from pipelines.engine.trainer import TrainerConfig
 from renderers.cameras import Cameras
 from renderers.patches import Patch
 from renderers.volume_renderer import VolumeRendererConfig

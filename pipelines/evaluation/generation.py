@@ -9,7 +9,7 @@ from torch import Tensor
 
 from epigraf_field.generator import TriPlaneGenerator
 from pipelines.bundle import GeneratorBundle
-from pipelines.data.camera_distributions import CameraDistributionConfig, sample_cameras
+from pipelines.camera_distributions import CameraDistributionConfig, sample_cameras
 from renderers.cameras import Cameras
 from renderers.volume_renderer import RenderedImages, VolumeRenderer
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipelines.data.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistributionConfig
 from renderers.cameras import Cameras
 
 

@@ -12,10 +12,10 @@ from torch import Tensor
 
 from epigraf_field.ema import ema_update
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
-from pipelines.base import Pipeline, Progress, TrainBatch
+from pipelines.pipeline import Pipeline, Progress, TrainBatch
 from pipelines.bundle import save_bundle
-from pipelines.data.camera_distributions import CameraDistributionConfig, sample_cameras
-from pipelines.distributed import DistributedContext, broadcast_module, data_parallel
+from pipelines.camera_distributions import CameraDistributionConfig, sample_cameras
+from pipelines.engine.distributed import DistributedContext, broadcast_module, data_parallel
 from pipelines.gan.augment import blur_images
 from pipelines.gan.discriminator import Discriminator, DiscriminatorConfig
 from pipelines.gan.losses import (
@@ -29,7 +29,8 @@ from pipelines.gan.losses import (
 )
 from pipelines.gan.schedules import blur_sigma, density_noise_std, ema_beta
 from pipelines.patch_gan.patch_sampler import PatchSamplerConfig, sample_patches
-from pipelines.train_config import TrainConfig, TrainerConfig
+from pipelines.engine.options import TrainConfig
+from pipelines.engine.trainer import TrainerConfig
 from renderers.cameras import Cameras
 from renderers.patches import Patch, crop_patches
 from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig

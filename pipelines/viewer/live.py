@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from epigraf_field.generator import TriPlaneGenerator
-from pipelines.data.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistributionConfig
 from pipelines.viewer.server import GeneratorViewer, ViewerConfig
 from renderers.cameras import Cameras
 from renderers.volume_renderer import VolumeRendererConfig

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from epigraf_field.generator import TriPlaneGenerator
-from pipelines.data.camera_distributions import CameraDistributionConfig, sample_cameras
+from pipelines.camera_distributions import CameraDistributionConfig, sample_cameras
 from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes, save_mesh
 from pipelines.viewer.camera_conversion import (
     ViewCamera,

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pipelines.cli.train import main
-from pipelines.run import run_training
+from pipelines.engine.launch import run_training
 from tests.pipelines.tiny import TinyDataset, tiny_train_config
 
 

@@ -33,7 +33,7 @@ def tiny_generator() -> TriPlaneGenerator:
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_generator: TriPlaneGenerator) -> Path:
     """The tiny generator saved as a bundle directory (what ``--pipeline.model.generator-path`` takes)."""
     from pipelines.bundle import save_bundle
-    from pipelines.data.camera_distributions import CameraDistributionConfig
+    from pipelines.camera_distributions import CameraDistributionConfig
 
     directory = tmp_path_factory.mktemp("bundle")
     renderer = VolumeRendererConfig(sampler="stratified", num_coarse=8, num_fine=0)

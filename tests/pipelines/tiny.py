@@ -8,11 +8,11 @@ from pathlib import Path
 import torch
 
 from epigraf_field.generator import TriPlaneGeneratorConfig
-from pipelines.data.camera_distributions import CameraDistributionConfig, sample_cameras
+from pipelines.camera_distributions import CameraDistributionConfig, sample_cameras
 from pipelines.gan.discriminator import DiscriminatorConfig
 from pipelines.patch_gan.pipeline import PatchGanConfig, PatchGanLossConfig, PatchGanTrainConfig
 from pipelines.patch_gan.patch_sampler import PatchSamplerConfig
-from pipelines.train_config import TrainerConfig
+from pipelines.engine.trainer import TrainerConfig
 from renderers.volume_renderer import VolumeRendererConfig
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import RandomTriPlaneField, psnr
+from tests.renderers.helpers import RandomTriPlaneField, psnr
 
 from renderers.analytic import SphereField
 from renderers.cameras import Cameras

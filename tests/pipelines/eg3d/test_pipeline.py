@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from pipelines.base import Progress
-from pipelines.batches import BatchStream
-from pipelines.checkpoints import find_latest_checkpoint
+from pipelines.pipeline import Progress
+from pipelines.engine.data_loader import BatchStream
+from pipelines.engine.checkpoints import find_latest_checkpoint
 from pipelines.cli.train import parse_config
-from pipelines.data.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistributionConfig
 from pipelines.eg3d.evaluation import Eg3dEvaluationModel
 from pipelines.eg3d.generator import load_eg3d_bundle
 from epigraf_field.config_io import config_from_dict, config_to_dict
@@ -20,7 +20,7 @@ from pipelines.eg3d.pipeline import Eg3dPipeline, Eg3dTrainConfig, neural_resolu
 from pipelines.eg3d.superresolution import SuperResolution, SuperResolutionConfig
 from pipelines.evaluation.generation import EvaluationModel
 from pipelines.evaluation.metrics import bundle_consistency
-from pipelines.trainer import Trainer
+from pipelines.engine.trainer import Trainer
 from tests.pipelines.eg3d.tiny import tiny_eg3d_config
 from tests.pipelines.tiny import TinyDataset
 

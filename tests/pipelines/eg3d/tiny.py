@@ -9,7 +9,7 @@ from pathlib import Path
 from pipelines.eg3d.pipeline import Eg3dConfig, Eg3dLossConfig, Eg3dTrainConfig
 from pipelines.eg3d.superresolution import SuperResolutionConfig
 from pipelines.gan.losses import AdamConfig
-from pipelines.train_config import TrainConfig
+from pipelines.engine.options import TrainConfig
 from tests.pipelines.tiny import tiny_train_config
 
 

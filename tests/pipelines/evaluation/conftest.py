@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from evaluation_helpers import TexturedSphere, make_tiny_bundle
+from tests.pipelines.evaluation.evaluation_helpers import TexturedSphere, make_tiny_bundle
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def make_tiny_bundle(directory: Path, seed: int = 0) -> Path:
     """Saves a tiny random generator (planes 3 x 4 x 8 x 8) with an 8 + 8 sample renderer."""
     from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
     from pipelines.bundle import save_bundle
-    from pipelines.data.camera_distributions import CameraDistributionConfig
+    from pipelines.camera_distributions import CameraDistributionConfig
     from renderers.volume_renderer import VolumeRendererConfig
 
     config = TriPlaneGeneratorConfig(
@@ -76,7 +76,7 @@ class AnalyticModel:
         self.z_dim, self.device, self.box_half_size = 4, torch.device("cpu"), 0.5
 
     def sample_cameras(self, count: int, generator: torch.Generator, dataset: object | None = None):
-        from pipelines.data.camera_distributions import sample_cameras
+        from pipelines.camera_distributions import sample_cameras
 
         return sample_cameras(self.cameras, count, generator)
 

@@ -5,7 +5,7 @@ import json
 import imageio.v2 as imageio
 import pytest
 import trimesh
-from evaluation_helpers import make_image_folder
+from tests.pipelines.evaluation.evaluation_helpers import make_image_folder
 from PIL import Image
 from safetensors.torch import load_file
 

@@ -8,7 +8,7 @@ from renderers.cameras import Cameras
 from renderers.rays import generate_rays
 from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig
 
-from evaluation_helpers import TexturedSphere
+from tests.pipelines.evaluation.evaluation_helpers import TexturedSphere
 
 RESOLUTION = 24
 

@@ -3,10 +3,10 @@
 import math
 
 import pytest
-from evaluation_helpers import AnalyticModel, TexturedSphere, make_image_folder
+from tests.pipelines.evaluation.evaluation_helpers import AnalyticModel, TexturedSphere, make_image_folder
 
 from pipelines.bundle import load_bundle
-from pipelines.data.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistributionConfig
 from pipelines.data.image_dataset import DatasetConfig, ImageDataset
 from pipelines.evaluation.inception import InceptionV3Features
 from pipelines.evaluation.meshes import MeshExtractionConfig

@@ -2,7 +2,7 @@
 
 import torch
 
-from pipelines.data.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistributionConfig
 from pipelines.evaluation.trajectories import OrbitConfig, grid_cameras, turntable_cameras, zigzag_cameras
 
 

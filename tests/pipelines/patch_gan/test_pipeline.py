@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from pipelines.base import Progress
-from pipelines.batches import BatchStream
+from pipelines.pipeline import Progress
+from pipelines.engine.data_loader import BatchStream
 from pipelines.patch_gan.pipeline import PatchGanPipeline
 from tests.pipelines.tiny import TinyDataset, tiny_train_config
 

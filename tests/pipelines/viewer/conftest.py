@@ -9,7 +9,7 @@ import pytest
 
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
 from pipelines.bundle import save_bundle
-from pipelines.data.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistributionConfig
 from renderers.volume_renderer import VolumeRendererConfig
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pipelines.bundle import load_bundle
-from pipelines.data.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistributionConfig
 from pipelines.viewer import GeneratorViewer, LiveViewer, LiveViewerConfig, ViewerConfig, ViewSettings
 from pipelines.viewer.camera_conversion import cameras_from_view
 from pipelines.viewer.generator_copy import GeneratorCopy

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pipelines.batches import BatchStream
+from pipelines.engine.data_loader import BatchStream
 
 
 class _Numbers(torch.utils.data.Dataset):

@@ -8,37 +8,7 @@ from typing import Literal
 
 import torch
 
-
-@dataclass
-class TrainerConfig:
-    """The training loop's bookkeeping (the same for every pipeline)."""
-
-    tick_kimg: float = 4.0
-    """Length of a tick in kimg: progress is logged once per tick."""
-    snapshot_ticks: int = 50
-    """Save a snapshot grid every this many ticks (0: only at the end)."""
-    checkpoint_ticks: int = 50
-    """Write a checkpoint every this many ticks (0: only at the end)."""
-    keep_checkpoints: int = 3
-    """How many of the newest checkpoints to keep."""
-    snapshot_grid: tuple[int, int] = (8, 4)
-    """Columns and rows of the snapshot grid (fixed seeds and cameras)."""
-    turntable_samples: int = 4
-    """Samples shown side by side in the final turntable GIF (0: no GIF)."""
-    turntable_frames: int = 36
-    """Frames of the final turntable GIF."""
-    metrics: tuple[str, ...] = ()
-    """Metrics computed during training (fid, kid, swd, mv_psnr, geometry) and logged with the tick."""
-    metrics_ticks: int = 0
-    """Compute the metrics every this many ticks (0: only at the end)."""
-    metrics_images: int = 1000
-    """Generated (and real) images per metric evaluation."""
-    inception_weights: Path | None = None
-    """Inception-v3 weights for FID/KID (else $EPIGRAF_INCEPTION_WEIGHTS or the torch hub cache)."""
-    tensorboard: bool = True
-    """Mirror the JSON-lines log to TensorBoard."""
-    progress_bar: bool = True
-    """Show a progress bar with kimg, kimg/s and ETA."""
+from pipelines.engine.trainer import TrainerConfig
 
 
 @dataclass

@@ -9,9 +9,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
-from pipelines.base import Progress
-from pipelines.batches import BatchStream
-from pipelines.distributed import init_distributed, shutdown
+from pipelines.pipeline import Progress
+from pipelines.engine.data_loader import BatchStream
+from pipelines.engine.distributed import init_distributed, shutdown
 from pipelines.eg3d.pipeline import Eg3dPipeline
 from pipelines.patch_gan.pipeline import PatchGanPipeline
 from tests.pipelines.eg3d.tiny import tiny_eg3d_config

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipelines.checkpoints import (
+from pipelines.engine.checkpoints import (
     CheckpointError,
     find_latest_checkpoint,
     list_checkpoints,

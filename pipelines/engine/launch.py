@@ -10,10 +10,10 @@ import torch
 import torch.distributed as dist
 
 from epigraf_field.config_io import config_from_dict, config_to_dict
-from pipelines.distributed import DistributedContext, init_distributed, shutdown
+from pipelines.engine.distributed import DistributedContext, init_distributed, shutdown
 from pipelines.registry import get_pipeline_spec
-from pipelines.train_config import TrainConfig, choose_device
-from pipelines.trainer import Trainer, resolve_resume
+from pipelines.engine.options import TrainConfig, choose_device
+from pipelines.engine.trainer import Trainer, resolve_resume
 
 RUNS_ROOT = Path("runs")
 CONFIG_FILE = "config.json"

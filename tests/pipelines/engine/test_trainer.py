@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from pipelines.checkpoints import find_latest_checkpoint, list_checkpoints
+from pipelines.engine.checkpoints import find_latest_checkpoint, list_checkpoints
 from pipelines.patch_gan.pipeline import PatchGanPipeline
-from pipelines.trainer import Trainer, TrainingDiverged
+from pipelines.engine.trainer import Trainer, TrainingDiverged
 from tests.pipelines.tiny import TinyDataset, tiny_train_config
 
 

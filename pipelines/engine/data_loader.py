@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from pipelines.base import TrainBatch
+from pipelines.pipeline import TrainBatch
 
 
 class BatchStream:
