@@ -67,8 +67,7 @@ class RandomImages(torch.utils.data.Dataset):
 def make_pipeline(name: str, config, device: torch.device, dataset):
     from pipelines.registry import get_pipeline_spec
 
-    spec = get_pipeline_spec(name)
-    return spec.load(spec.pipeline_class)(config, device, dataset)
+    return get_pipeline_spec(name).build_pipeline(config, device, dataset)
 
 
 # ------------------------------------------------------------------------------------------- speed
@@ -180,9 +179,8 @@ def train_and_score(name: str, args: dict) -> dict:
         torch.set_num_threads(args["threads"])
     from pipelines.engine.data_loader import BatchStream
     from pipelines.data import DatasetConfig, ImageDataset, ensure_builtin_dataset
-    from pipelines.camera_distributions import CameraDistributionConfig
-    from pipelines.evaluation.generation import EvaluationModel
-    from pipelines.evaluation.metrics import bundle_consistency
+    from pipelines.evaluation.metrics import model_consistency
+    from pipelines.model import TriPlaneModel
 
     device = torch.device(args["device"])
     resolution = 64
@@ -195,20 +193,17 @@ def train_and_score(name: str, args: dict) -> dict:
     for step in range(steps):
         pipeline.train_step(stream.batch(step, device), Progress(step, step * config.batch))
     seconds = time.perf_counter() - start
-    cameras = CameraDistributionConfig.synthetic("360")  # the built-in dataset's camera distribution
-    raw = EvaluationModel(getattr(pipeline.G_ema, "triplane", pipeline.G_ema), pipeline.renderer, cameras)
-    score = lambda model, res: bundle_consistency(  # noqa: E731
+    final = pipeline.model()  # the dataset's own poses, as training drew them
+    raw = TriPlaneModel(getattr(final.network, "triplane", final.network), final.renderer, final.cameras)
+    score = lambda model, res: model_consistency(  # noqa: E731
         model, args["scenes"], res, torch.Generator().manual_seed(args["seed"]), yaw_degrees=5.0)
     out = {"steps": steps, "train_seconds": seconds}
     if name == "patch-gan":
         out[f"render {resolution}^2"] = score(raw, resolution)
     else:
-        from pipelines.eg3d.evaluation import Eg3dEvaluationModel
-
         out["raw render 32^2"] = score(raw, 32)
         out[f"raw render {resolution}^2"] = score(raw, resolution)
-        sr = Eg3dEvaluationModel.from_generator(pipeline.G_ema, raw, pipeline.neural_resolution(pipeline.kimg))
-        out[f"super-resolved {resolution}^2"] = score(sr, resolution)
+        out[f"super-resolved {resolution}^2"] = score(final, resolution)
     return out
 
 

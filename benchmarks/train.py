@@ -261,7 +261,7 @@ def parameter_counts(config: PatchGanTrainConfig) -> str:
     from pipelines.gan.discriminator import Discriminator
     from pipelines.patch_gan.pipeline import resolve_model_config
 
-    model = resolve_model_config(config, dataset_has_labels=True)
+    model = resolve_model_config(config)
     with torch.device("meta"):
         g = sum(p.numel() for p in TriPlaneGenerator(model.generator).parameters())
         d = sum(p.numel() for p in Discriminator(model.discriminator).parameters())

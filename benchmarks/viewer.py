@@ -16,10 +16,11 @@ from tempfile import TemporaryDirectory
 import torch
 
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
-from pipelines.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
+from pipelines.model import TriPlaneModel
 from pipelines.viewer import GeneratorViewer, LiveViewer, LiveViewerConfig, ViewCamera, ViewerConfig
 from pipelines.viewer.server import find_free_port
-from renderers.volume_renderer import VolumeRendererConfig
+from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig
 
 CLIENT = 1
 
@@ -34,13 +35,19 @@ def orbit(home: ViewCamera, step: int) -> ViewCamera:
     return view_from_cameras(cameras, home.aspect)
 
 
+def frontal_model(generator: TriPlaneGenerator, renderer: VolumeRendererConfig) -> TriPlaneModel:
+    """The generator seen from the built-in dataset's frontal camera distribution."""
+    return TriPlaneModel(generator, VolumeRenderer(renderer),
+                         CameraDistribution(CameraDistributionConfig.synthetic("frontal")))
+
+
 def measure_viewer(generator: TriPlaneGenerator, resolution: int, sampler: str, samples: int, seconds: float,
                    out: Path) -> tuple[float, float]:
     """(seconds to the first full frame of a new client on a fresh viewer, full frames per second)."""
     config = ViewerConfig(port=find_free_port("127.0.0.1", 18900), resolution=resolution, sampler=sampler,
                           samples_per_ray=samples, settle_seconds=0.0, verbose=False, output_dir=out)
     renderer = VolumeRendererConfig(occupancy_resolution=64)
-    viewer = GeneratorViewer(generator, renderer, CameraDistributionConfig.synthetic("frontal"), config)
+    viewer = GeneratorViewer(frontal_model(generator, renderer), config)
     viewer.start()
     try:
         start = time.perf_counter()
@@ -86,7 +93,7 @@ def measure_live_cost(seconds: float, rounds: int, out: Path) -> tuple[float, fl
     torch.manual_seed(0)
     model = TriPlaneGenerator(TriPlaneGeneratorConfig.small(), seed=0)
     config = LiveViewerConfig(port=find_free_port("127.0.0.1", 18950), verbose=False, output_dir=out)
-    live = LiveViewer(model, VolumeRendererConfig(), CameraDistributionConfig.synthetic("frontal"), config)
+    live = LiveViewer(frontal_model(model, VolumeRendererConfig()), config)
     live.start()
     idle, active = [], []
     try:
@@ -103,7 +110,7 @@ def measure_live_cost(seconds: float, rounds: int, out: Path) -> tuple[float, fl
 
             def ticks() -> None:  # the trainer's once-per-tick update (ticks are much longer in real runs)
                 while not stop.wait(1.0):
-                    live.update_generator(model)
+                    live.update_model(frontal_model(model, VolumeRendererConfig()))
 
             threads = [threading.Thread(target=browser), threading.Thread(target=ticks)]
             for thread in threads:

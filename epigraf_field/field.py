@@ -37,7 +37,7 @@ RGB_PAD = 0.001
 
 @dataclass
 class FieldOutputs:
-    """What a field returns for a batch of points (the renderers' field protocol)."""
+    """What a :class:`TriPlaneField` returns (it satisfies the renderers' ``RadianceFieldOutputs``)."""
 
     density: Float[Tensor, "b n 1"]
     """Activated density (>= 0; exactly 0 outside the box)."""
@@ -117,7 +117,7 @@ def decoder_input_features(plane_channels: int, aggregation: Aggregation) -> int
     return plane_channels * (3 if aggregation == "concat" else 1)
 
 
-class PlanesField:
+class TriPlaneField:
     """A batch of tri-planes bound to a decoder: the field protocol's ``__call__`` and ``density``.
 
     ``density_noise_std > 0`` adds N(0, std^2) noise to the raw density (EpiGRAF/NeRF training

@@ -17,7 +17,7 @@ from epigraf_field.decoder import BACKENDS, Backend, MLPDecoder
 from epigraf_field.field import (
     Aggregation,
     PaddingMode,
-    PlanesField,
+    TriPlaneField,
     TriPlaneFieldConfig,
     decoder_input_features,
 )
@@ -110,7 +110,7 @@ class TriPlaneGeneratorConfig:
 
 
 class TriPlaneGenerator(nn.Module):
-    """z (+ c) -> ws -> planes [b, 3, C, R, R] -> :class:`PlanesField` (EpiGRAF's generator).
+    """z (+ c) -> ws -> planes [b, 3, C, R, R] -> :class:`TriPlaneField` (EpiGRAF's generator).
 
     ``seed`` makes the initialization reproducible without touching the global RNG state.
     """
@@ -152,10 +152,9 @@ class TriPlaneGenerator(nn.Module):
         c: Float[Tensor, "b cdim"] | None = None,
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
-        update_w_avg: bool = False,
     ) -> Float[Tensor, "b num_ws wdim"]:
-        """Latents to ws; see :class:`MappingNetwork`."""
-        return self.mapping_network(z, c, truncation_psi, truncation_cutoff, update_w_avg)
+        """Latents to ws; see :class:`MappingNetwork` (its ``track_w_avg`` moves the truncation centre)."""
+        return self.mapping_network(z, c, truncation_psi, truncation_cutoff)
 
     def synthesis(
         self,
@@ -171,9 +170,9 @@ class TriPlaneGenerator(nn.Module):
         planes: Float[Tensor, "b 3 c r r"],
         density_noise_std: float = 0.0,
         generator: torch.Generator | None = None,
-    ) -> PlanesField:
+    ) -> TriPlaneField:
         """Bind planes to this generator's decoder as a radiance field."""
-        return PlanesField(planes, self.decoder, self.config.field_config, density_noise_std, generator)
+        return TriPlaneField(planes, self.decoder, self.config.field_config, density_noise_std, generator)
 
     def generate_planes(
         self,

@@ -19,8 +19,9 @@ class MappingNetwork(nn.Module):
 
     The label is embedded by a linear layer to ``w_dim`` features and both inputs are normalized
     to unit second moment before the MLP (StyleGAN2-ADA's conditioning). ``w_avg`` is a buffer,
-    the running mean of w used for truncation; it only changes when the caller asks
-    (``update_w_avg=True`` or :meth:`update_w_avg`), never as a side effect of a plain forward.
+    the running mean of w used for truncation. The forward never changes it; a training loop calls
+    :meth:`track_w_avg` once per step with its batch mean of w (averaged over processes in a
+    data-parallel run), so the module needs no process group and inference never moves it.
     """
 
     def __init__(
@@ -55,13 +56,8 @@ class MappingNetwork(nn.Module):
         c: Float[Tensor, "b cdim"] | None = None,
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
-        update_w_avg: bool = False,
     ) -> Float[Tensor, "b num_ws wdim"]:
-        """Map latents; ``truncation_psi < 1`` pulls the first ``truncation_cutoff`` ws towards w_avg.
-
-        ``update_w_avg=True`` (training only) moves ``w_avg`` towards the batch mean of w with
-        beta ``w_avg_beta`` before truncation.
-        """
+        """Map latents; ``truncation_psi < 1`` pulls the first ``truncation_cutoff`` ws towards w_avg."""
         parts = []
         if self.z_dim > 0:
             if z.shape[1] != self.z_dim:
@@ -75,25 +71,22 @@ class MappingNetwork(nn.Module):
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         for layer in self.layers:
             x = layer(x)
-        if update_w_avg:
-            self.update_w_avg(x)
         ws = x.unsqueeze(1).expand(-1, self.num_ws, -1)
         if truncation_psi != 1.0:
             ws = truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
         return ws
 
     @torch.no_grad()
-    def update_w_avg(self, w: Float[Tensor, "b wdim"]) -> None:
-        """EMA step of the tracked mean latent: ``w_avg <- lerp(mean(w), w_avg, beta)``.
+    def track_w_avg(self, mean_w: Float[Tensor, " wdim"], beta: float) -> None:
+        """One EMA step of the tracked mean latent: ``w_avg <- lerp(mean_w, w_avg, beta)`` (StyleGAN2).
 
-        In a data-parallel run the mean is over every process's batch, so replicas keep one w_avg,
-        the one a single process would track with the whole batch.
+        ``mean_w`` is the mean un-truncated w of a training batch; ``beta`` is usually
+        ``w_avg_beta``. Example: w_avg 0, mean_w 1, beta 0.995 gives w_avg 0.005.
         """
-        mean = w.detach().mean(dim=0)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(mean)
-            mean /= torch.distributed.get_world_size()
-        self.w_avg.copy_(mean.lerp(self.w_avg, self.w_avg_beta))
+        if mean_w.shape != self.w_avg.shape:
+            raise ValueError(f"track_w_avg needs a mean w of shape [{self.w_dim}], got {list(mean_w.shape)}")
+        mean_w = mean_w.detach().to(self.w_avg)
+        self.w_avg.copy_(mean_w.lerp(self.w_avg, beta))
 
 
 def truncate(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Final
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,12 @@ _G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
 _A_T = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 
 ALGORITHMS = ("auto", "direct", "winograd")
-_algorithm = os.environ.get("EPIGRAF_CONV3X3", "auto")
+# The choice is read by every thread that convolves (training, the live viewer's render thread), so
+# it is never a mutable global: the environment gives an immutable process default, read once at
+# import, and conv3x3_algorithm overrides it for one thread (or asyncio task) only. A new thread
+# starts without an override.
+_DEFAULT_ALGORITHM: Final[str] = os.environ.get("EPIGRAF_CONV3X3", "auto")
+_overridden_algorithm: ContextVar[str | None] = ContextVar("epigraf_conv3x3_algorithm", default=None)
 _matrices: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor, Tensor]] = {}
 
 
@@ -118,19 +124,32 @@ class _WinogradConv3x3(torch.autograd.Function):
         return grad_x, grad_weight
 
 
+def current_conv3x3_algorithm() -> str:
+    """The 3x3 algorithm in force on the calling thread: its innermost :func:`conv3x3_algorithm`,
+    else ``EPIGRAF_CONV3X3`` as it was when this module was imported, else 'auto'."""
+    overridden = _overridden_algorithm.get()
+    if overridden is not None:
+        return overridden
+    if _DEFAULT_ALGORITHM not in ALGORITHMS:
+        raise ValueError(
+            f"EPIGRAF_CONV3X3={_DEFAULT_ALGORITHM!r} is not one of {ALGORITHMS}; unset it or pick one of those"
+        )
+    return _DEFAULT_ALGORITHM
+
+
 def use_winograd(x: Tensor, weight: Tensor, groups: int) -> bool:
-    """Whether a same-padded stride-1 convolution should take the Winograd path.
+    """Whether a same-padded stride-1 convolution should take the Winograd path on the calling thread.
 
     ``auto`` picks it on CPU for fp32 3x3 layers where min(channels in, out) x min(height, width)
     is at least 8192 (128 channels at 64^2, 256 at 32^2, 512 at 16^2): below that the tile
     transforms cost more than the smaller matrix products save (benchmarks/conv.py). The GPU
-    libraries choose their own algorithms. ``EPIGRAF_CONV3X3=direct|winograd|auto`` or :func:`conv3x3_algorithm` override.
+    libraries choose their own algorithms. ``EPIGRAF_CONV3X3=direct|winograd|auto`` sets the
+    process default, :func:`conv3x3_algorithm` overrides it for one thread.
     """
-    if _algorithm not in ALGORITHMS:
-        raise ValueError(f"EPIGRAF_CONV3X3={_algorithm!r} is not one of {ALGORITHMS}; unset it or pick one of those")
-    if groups != 1 or weight.shape[-2:] != (3, 3) or x.dtype != torch.float32 or _algorithm == "direct":
+    algorithm = current_conv3x3_algorithm()
+    if groups != 1 or weight.shape[-2:] != (3, 3) or x.dtype != torch.float32 or algorithm == "direct":
         return False
-    if _algorithm == "winograd":
+    if algorithm == "winograd":
         return True
     work = min(weight.shape[0], weight.shape[1]) * min(x.shape[-2], x.shape[-1])
     return x.device.type == "cpu" and work >= 8192
@@ -138,12 +157,19 @@ def use_winograd(x: Tensor, weight: Tensor, groups: int) -> bool:
 
 @contextlib.contextmanager
 def conv3x3_algorithm(name: str) -> Iterator[None]:
-    """Temporarily choose how same-padded 3x3 convolutions run: 'auto', 'direct' or 'winograd'."""
-    global _algorithm
+    """Choose how same-padded 3x3 convolutions run inside the block: 'auto', 'direct' or 'winograd'.
+
+    The choice holds for the calling thread (or asyncio task) only: a benchmark or test forcing an
+    algorithm never changes what another thread, such as the live viewer's renderer, computes.
+    Blocks nest; leaving one restores the choice before it. Example::
+
+        with conv3x3_algorithm("direct"):
+            planes = generator.synthesis(ws)  # no Winograd layers on this thread
+    """
     if name not in ALGORITHMS:
         raise ValueError(f"conv3x3 algorithm must be one of {ALGORITHMS}, got {name!r}")
-    previous, _algorithm = _algorithm, name
+    token = _overridden_algorithm.set(name)
     try:
         yield
     finally:
-        _algorithm = previous
+        _overridden_algorithm.reset(token)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from renderers.cameras import Cameras
+from pipelines.model import GeneratorModel
 
 
 @dataclass
@@ -40,12 +39,11 @@ class Progress:
 class Pipeline(ABC):
     """Owns the generator, discriminator(s), their optimizers and the losses of one method.
 
-    The trainer calls :meth:`train_step` once per minibatch and never looks inside, except for
-    ``G_ema``, the EMA generator it hands to the live viewer once per tick.
+    The trainer calls :meth:`train_step` once per minibatch and never looks inside; snapshots,
+    metrics, the live viewer and saved bundles all go through :meth:`model`.
     """
 
     name: str = "pipeline"
-    G_ema: torch.nn.Module
 
     @abstractmethod
     def train_step(self, batch: TrainBatch, progress: Progress) -> dict[str, float]:
@@ -60,26 +58,8 @@ class Pipeline(ABC):
         """Restores :meth:`state_dict`."""
 
     @abstractmethod
-    def save_generator(self, directory: Path) -> None:
-        """Writes the EMA generator (safetensors + JSON) so it loads without this package."""
-
-    @abstractmethod
-    def sample_cameras(self, batch_size: int, generator: torch.Generator) -> Cameras:
-        """Cameras from the generator's camera distribution (used for snapshots too)."""
-
-    @abstractmethod
-    @torch.no_grad()
-    def render_images(self, z: Tensor, cameras: Cameras, resolution: int, truncation_psi: float = 1.0) -> Tensor:
-        """Renders the EMA generator for latents ``z`` [b, z_dim] from ``cameras``: images [b, 3, h, w] in [0, 1]."""
-
-    @property
-    @abstractmethod
-    def z_dim(self) -> int:
-        """Size of the latent code."""
-
-    def evaluation_model(self) -> Any:
-        """The EMA generator packaged for the metrics (an ``pipelines.evaluation.EvaluationModel``)."""
-        raise NotImplementedError(f"pipeline {self.name!r} does not support metrics during training")
+    def model(self) -> GeneratorModel:
+        """The EMA generator as every consumer takes it (shares the weights; ``.save`` writes its bundle)."""
 
     def modules(self) -> list[torch.nn.Module]:
         """Modules whose parameters are synchronised across processes at start and resume."""

@@ -2,7 +2,7 @@
 
 from renderers.cameras import Cameras, intrinsics_from_fov
 from renderers.compositing import Composite, composite
-from renderers.field import FieldOutputs, FieldValues, RadianceField
+from renderers.field import FieldValues, RadianceField, RadianceFieldOutputs
 from renderers.occupancy import OccupancyGrid, occupancy_samples, traverse_occupancy_grid
 from renderers.patches import Patch, crop_patches, pixel_centers
 from renderers.rays import RayBundle, generate_rays, intersect_box
@@ -12,11 +12,11 @@ from renderers.volume_renderer import RenderedImages, RenderOutput, VolumeRender
 __all__ = [
     "Cameras",
     "Composite",
-    "FieldOutputs",
     "FieldValues",
     "OccupancyGrid",
     "Patch",
     "RadianceField",
+    "RadianceFieldOutputs",
     "RayBundle",
     "RaySamples",
     "RenderOutput",

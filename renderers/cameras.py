@@ -19,7 +19,6 @@ Conventions (shared by the whole project):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -145,7 +144,7 @@ class Cameras:
         """Inverse of :meth:`to_label`."""
         if not isinstance(label, Tensor) or label.ndim != 2 or label.shape[1] != LABEL_SIZE:
             shape = list(label.shape) if isinstance(label, Tensor) else type(label).__name__
-            raise ValueError(f"camera label must have shape [b, 25] (16 pose + 9 intrinsics), got {shape}")
+            raise ValueError(f"camera label must have shape [b, {LABEL_SIZE}] (16 pose + 9 intrinsics), got {shape}")
         return cls(label[:, :16].reshape(-1, 4, 4), label[:, 16:].reshape(-1, 3, 3))
 
     def mirror_x(self) -> Cameras:
@@ -223,8 +222,3 @@ def intrinsics_from_fov(
     intrinsics[:, 1, 2] = 0.5
     intrinsics[:, 2, 2] = 1.0
     return intrinsics
-
-
-def fov_from_focal(focal_normalized: float) -> float:
-    """Field of view in degrees of a normalized focal length (FFHQ's 4.2647 gives ~13.4 deg)."""
-    return math.degrees(2.0 * math.atan(0.5 / focal_normalized))

@@ -24,7 +24,7 @@ class Composite:
     """Accumulated opacity (sum of weights)."""
     weights: Float[Tensor, "b r s"]
     """Rendering weights ``T_i * alpha_i``."""
-    features: Float[Tensor, "b r f"] | None
+    features: Float[Tensor, "b r f"] | None = None
     """Composited extra channels (no background), or None."""
 
 

@@ -10,8 +10,8 @@ from torch import Tensor
 
 
 @runtime_checkable
-class FieldOutputs(Protocol):
-    """What a field returns for a batch of points (any object with these attributes)."""
+class RadianceFieldOutputs(Protocol):
+    """What a :class:`RadianceField` returns for a batch of points (any object with these attributes)."""
 
     density: Float[Tensor, "b n 1"]
     """Activated volume density, >= 0."""
@@ -31,7 +31,7 @@ class RadianceField(Protocol):
 
     def __call__(
         self, points: Float[Tensor, "b n 3"], directions: Float[Tensor, "b n 3"] | None = None
-    ) -> FieldOutputs: ...
+    ) -> RadianceFieldOutputs: ...
 
     def density(self, points: Float[Tensor, "b n 3"]) -> Float[Tensor, "b n 1"]:
         """Density only: cheaper, used for occupancy grids and geometry extraction."""
@@ -40,7 +40,7 @@ class RadianceField(Protocol):
 
 @dataclass
 class FieldValues:
-    """A plain container that satisfies :class:`FieldOutputs`."""
+    """A plain container that satisfies :class:`RadianceFieldOutputs`."""
 
     density: Float[Tensor, "b n 1"]
     rgb: Float[Tensor, "b n 3"]

@@ -130,6 +130,12 @@ class PackedIntervals:
     t_ends: Float[Tensor, " m"]
     ray_indices: Int64[Tensor, " m"]
 
+    @classmethod
+    def empty(cls, like: Tensor) -> PackedIntervals:
+        """No intervals, with ``like``'s float dtype and device."""
+        none = like.new_zeros(0)
+        return cls(none, none, torch.zeros(0, dtype=torch.long, device=like.device))
+
 
 def traverse_occupancy_grid(
     origins: Float[Tensor, "n 3"],
@@ -234,8 +240,7 @@ def _traverse_nerfacc(
         ends.append(intervals.vals[intervals.is_right])
         indices.append(rays[intervals.ray_indices[intervals.is_left].long()])
     if not starts:
-        empty = origins.new_zeros(0)
-        return PackedIntervals(empty, empty, torch.zeros(0, dtype=torch.long, device=origins.device))
+        return PackedIntervals.empty(origins)
     ray_indices = torch.cat(indices)
     # Scenes were traversed one after another: restore the ray-major order (stable keeps distances sorted).
     order = torch.sort(ray_indices, stable=True).indices
@@ -270,8 +275,7 @@ def _traverse_torch(
     seg_max = torch.minimum(t_exit, far)
     active = hit & (seg_min < seg_max)
     if not active.any():
-        empty = o.new_zeros(0)
-        return PackedIntervals(empty, empty, torch.zeros(0, dtype=torch.long, device=o.device))
+        return PackedIntervals.empty(o)
     keep = torch.nonzero(active).flatten()
     o, d, inv = o[keep], d[keep], inv[keep]
     near, seg_min, seg_max, scenes = near[keep], seg_min[keep], seg_max[keep], scene_indices[keep]
@@ -294,8 +298,7 @@ def _traverse_torch(
     window_hi = torch.minimum(torch.nan_to_num(torch.maximum(w_a, w_b), nan=float("inf")).amin(-1), seg_max)
     useful = torch.nonzero(window_lo < window_hi).flatten()
     if useful.numel() == 0:
-        empty = o.new_zeros(0)
-        return PackedIntervals(empty, empty, torch.zeros(0, dtype=torch.long, device=o.device))
+        return PackedIntervals.empty(o)
     window_lo, window_hi, near_u = window_lo[useful], window_hi[useful], near[useful]
 
     # The lattice t_k, accumulated one step at a time like the kernel's `t_last += dt`, kept over

@@ -10,7 +10,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from renderers.cameras import Cameras
-from renderers.compositing import BACKGROUNDS, composite
+from renderers.compositing import BACKGROUNDS, Composite, composite
 from renderers.field import check_field
 from renderers.occupancy import OccupancyGrid, default_step_size, occupancy_samples
 from renderers.patches import Patch
@@ -86,22 +86,14 @@ class VolumeRendererConfig:
         return default_step_size(self.box_half_size, self.march_steps)
 
 
-@dataclass
-class RenderOutput:
-    """Per-ray render results for ``b`` scenes of ``r`` rays."""
+@dataclass(kw_only=True)
+class RenderOutput(Composite):
+    """Per-ray render results for ``b`` scenes of ``r`` rays: the composite (rgb, depth, opacity,
+    weights, features; padding samples have zero weight, rays that hit nothing the far plane as
+    depth) and the samples it was made from."""
 
-    rgb: Float[Tensor, "b r 3"]
-    """Colour in [0, 1], background included."""
-    depth: Float[Tensor, "b r 1"]
-    """Expected depth normalized by opacity (the far plane where nothing was hit)."""
-    opacity: Float[Tensor, "b r 1"]
-    """Accumulated opacity."""
-    weights: Float[Tensor, "b r s"]
-    """Compositing weights of the samples (zero on padding)."""
     samples: RaySamples
     """The samples the weights belong to."""
-    features: Float[Tensor, "b r f"] | None = None
-    """Composited extra field channels, or None."""
     num_field_evaluations: int = 0
     """Points sent to the field (padding included): the cost of the render."""
 
@@ -242,7 +234,10 @@ class VolumeRenderer:
             background=self.background, t_points=samples.t_points, features=values.features,
             empty_depth=rays.far, generator=generator,
         )
-        return RenderOutput(out.rgb, out.depth, out.opacity, out.weights, samples, out.features, values.count)
+        return RenderOutput(
+            rgb=out.rgb, depth=out.depth, opacity=out.opacity, weights=out.weights, features=out.features,
+            samples=samples, num_field_evaluations=values.count,
+        )
 
 
 def _evaluate(field: object, rays: RayBundle, samples: RaySamples) -> _FieldSamples:

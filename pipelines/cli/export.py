@@ -11,10 +11,11 @@ from typing import Annotated, Literal
 import torch
 import tyro
 
-from pipelines.evaluation.commands import Device, choose_device, open_bundle, renderer_with
-from pipelines.evaluation.generation import EvaluationModel, latents_from_seeds
+from pipelines.devices import Device, choose_device
+from pipelines.evaluation.commands import open_model_or_exit
 from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes, save_mesh
-from pipelines.evaluation.trajectories import OrbitConfig, orbit_cameras
+from pipelines.model import latents_from_seeds
+from pipelines.progress import progress_bar
 
 
 @dataclass
@@ -47,6 +48,8 @@ class ExportConfig:
     """Truncate only the first N ws (None: all)."""
     device: Device = "auto"
     """cpu, cuda, or auto (cuda when available)."""
+    progress: bool = True
+    """Show a progress bar on stderr (also off with $EPIGRAF_NO_PROGRESS=1)."""
 
 
 def run(config: ExportConfig) -> list[Path]:
@@ -61,23 +64,23 @@ def run(config: ExportConfig) -> list[Path]:
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     device = choose_device(config.device)
-    bundle = open_bundle(config.checkpoint, device)
-    mesh_config.box_half_size = bundle.generator.config.box_half_size
-    model = EvaluationModel(bundle.generator, renderer_with(bundle, None, None), bundle.camera_config,
-                            config.truncation_psi, config.truncation_cutoff)
-    center = orbit_cameras(OrbitConfig().resolve(bundle.camera_config), torch.zeros(1), torch.zeros(1))
+    model = open_model_or_exit(config.checkpoint, device).with_options(
+        truncation_psi=config.truncation_psi, truncation_cutoff=config.truncation_cutoff)
+    mesh_config.box_half_size = model.box_half_size
+    center = model.cameras.center_pose()  # camera-conditioned generators see the distribution's centre pose
     paths: list[Path] = []
-    for seed, z in zip(config.seeds, latents_from_seeds(config.seeds, model.z_dim)):
-        with torch.no_grad():
-            ws = model.mapping(z[None], center)  # camera-conditioned generators see the centre pose
-            planes = bundle.generator.synthesis(ws, noise_mode="const")
-        if config.planes:
-            paths.append(save_planes(planes[0], config.out / f"seed{seed:04d}_planes.safetensors", seed, config))
-        if config.mesh:
-            mesh = extract_meshes(bundle.generator.field(planes), 1, mesh_config, device)[0]
-            if len(mesh.faces) == 0:
-                print(f"seed {seed}: empty mesh at level {config.level}; try a lower --level", file=sys.stderr)
-            paths.append(save_mesh(mesh, config.out / f"seed{seed:04d}.{config.format}"))
+    with progress_bar(len(config.seeds), "exporting", "seed", config.progress) as bar:
+        for seed, z in zip(config.seeds, latents_from_seeds(config.seeds, model.z_dim)):
+            with torch.no_grad():
+                scene = model.synthesize(model.mapping(z[None], center))
+            if config.planes:
+                paths.append(save_planes(scene[0], config.out / f"seed{seed:04d}_planes.safetensors", seed, config))
+            if config.mesh:
+                mesh = extract_meshes(model.field(scene), 1, mesh_config, device)[0]
+                if len(mesh.faces) == 0:
+                    bar.write(f"seed {seed}: empty mesh at level {config.level}; try a lower --level", file=sys.stderr)
+                paths.append(save_mesh(mesh, config.out / f"seed{seed:04d}.{config.format}"))
+            bar.update(1)
     return paths
 
 

@@ -12,7 +12,8 @@ from typing import Annotated
 import torch
 import tyro
 
-from pipelines.evaluation.commands import Device, choose_device, open_bundle
+from pipelines.devices import Device, choose_device
+from pipelines.evaluation.commands import open_model_or_exit
 from pipelines.evaluation.inception import InceptionWeightsNotFoundError, find_inception_weights
 from pipelines.evaluation.metrics import MetricsConfig, check_metric_names, compute_metrics
 
@@ -29,14 +30,17 @@ class MetricsCommand:
     """Metrics to compute: fid, kid (need the Inception weights), swd, mv_psnr, geometry (needs ground-truth meshes)."""
     num_images: int = 1000
     """Real and generated images for fid, kid and swd (papers use 50,000 for FID; fewer images bias FID upwards)."""
-    resolution: int = 64
-    """Image size the generator was trained at; dataset images are resized to it and fakes rendered at it."""
+    resolution: int | None = None
+    """Image size of the comparison: dataset images are resized to it and fakes rendered at it (None: the resolution
+    the generator was trained at, as its bundle records, else 64)."""
     seed: int = 0
     """Seed of every random choice (latents, cameras, real subset, patches)."""
     out: Path | None = None
     """Append the result as one JSON line to this file (besides printing it)."""
     device: Device = "auto"
     """cpu, cuda, or auto (cuda when available)."""
+    progress: bool = True
+    """Show progress bars on stderr (also off with $EPIGRAF_NO_PROGRESS=1)."""
     settings: Annotated[MetricsConfig, tyro.conf.arg(name="")] = field(default_factory=MetricsConfig)
     """Metric settings."""
 
@@ -56,23 +60,25 @@ def run(command: MetricsCommand) -> dict[str, object]:
     if not command.data.exists():
         raise SystemExit(f"error: --data {command.data} does not exist: pass the dataset zip or folder")
     device = choose_device(command.device)
-    bundle = open_bundle(command.checkpoint, device)
+    model = open_model_or_exit(command.checkpoint, device)
     from pipelines.data.image_dataset import DatasetConfig, ImageDataset
     from pipelines.data.problems import DatasetValidationError
 
+    resolution = command.resolution or model.image_resolution or 64
     try:
-        dataset = ImageDataset(DatasetConfig(path=command.data, resolution=command.resolution))
+        dataset = ImageDataset(DatasetConfig(path=command.data, resolution=resolution))
     except (DatasetValidationError, ValueError, FileNotFoundError) as error:
         raise SystemExit(f"error: --data {command.data}: {error}") from None
     start = time.perf_counter()
     try:
-        scores = compute_metrics(bundle, dataset, names, command.num_images,
-                                 torch.Generator().manual_seed(command.seed), command.settings)
+        scores = compute_metrics(model, dataset, names, command.num_images,
+                                 torch.Generator().manual_seed(command.seed), command.settings,
+                                 show_progress=command.progress)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     record: dict[str, object] = {
-        "checkpoint": str(bundle.directory), "data": str(command.data), "num_images": min(command.num_images, len(dataset)),
-        "resolution": command.resolution, "seed": command.seed, "seconds": round(time.perf_counter() - start, 2),
+        "checkpoint": str(command.checkpoint), "pipeline": model.pipeline, "data": str(command.data),
+        "num_images": min(command.num_images, len(dataset)), "resolution": resolution, "seed": command.seed, "seconds": round(time.perf_counter() - start, 2),
         "metrics": scores,
     }
     if command.out is not None:

@@ -12,11 +12,13 @@ import numpy as np
 import torch
 import tyro
 
-from pipelines.evaluation.commands import Device, choose_device, open_bundle, renderer_with
-from pipelines.evaluation.generation import EvaluationModel, latents_from_seeds, render_ws_batches
+from pipelines.devices import Device, choose_device
+from pipelines.engine.snapshots import images_to_grid, save_grid
+from pipelines.evaluation.commands import open_model_or_exit, with_sample_counts
 from pipelines.evaluation.trajectories import OrbitConfig, grid_cameras, orbit_cameras, turntable_cameras, zigzag_cameras
 from pipelines.evaluation.video import depth_to_images, opacity_to_images, write_video
-from pipelines.engine.snapshots import images_to_grid, save_grid
+from pipelines.model import GeneratorModel, latents_from_seeds, render, render_ws
+from pipelines.progress import advance, progress_bar
 from renderers.cameras import Cameras
 
 Output = Literal["grid", "turntable", "zigzag", "interpolation"]
@@ -57,7 +59,7 @@ class RenderConfig:
     truncation_cutoff: int | None = None
     """Truncate only the first N ws (None: all)."""
     orbit: OrbitConfig = field(default_factory=OrbitConfig)
-    """Camera orbit; unset values come from the camera distribution stored with the checkpoint."""
+    """Camera orbit; unset values come from the camera distribution stored with the checkpoint (its mean pose)."""
     num_coarse: int | None = None
     """Override the renderer's stratified samples per ray."""
     num_fine: int | None = None
@@ -66,6 +68,8 @@ class RenderConfig:
     """Scenes rendered at once."""
     device: Device = "auto"
     """cpu, cuda, or auto (cuda when available)."""
+    progress: bool = True
+    """Show progress bars on stderr (also off with $EPIGRAF_NO_PROGRESS=1)."""
 
 
 def validate(config: RenderConfig) -> None:
@@ -93,14 +97,15 @@ def _repeat(cameras: Cameras, count: int) -> Cameras:
     return Cameras.cat([cameras] * count)
 
 
-def render_grid(model: EvaluationModel, z: torch.Tensor, orbit: OrbitConfig, config: RenderConfig) -> list[Path]:
+def render_grid(model: GeneratorModel, z: torch.Tensor, orbit: OrbitConfig, config: RenderConfig) -> list[Path]:
     """Rows = seeds, columns = yaw offsets; depth and opacity maps in the same layout."""
     views = grid_cameras(orbit, config.grid_yaws_degrees)
     n, k = len(z), views.batch_size
     cameras = Cameras.cat([views] * n)  # seed-major: row i holds seed i's views
     center = _repeat(orbit_cameras(orbit, torch.zeros(1), torch.zeros(1)), n * k)
     latents = z.repeat_interleave(k, dim=0)
-    out = model.render(latents, cameras, config.resolution, condition=center, batch_size=config.batch_size)
+    with progress_bar(n * k, "grid", "img", config.progress) as bar:
+        out = render(model, latents, cameras, config.resolution, center, config.batch_size, progress=advance(bar))
     paths = [save_grid(out.rgb, k, config.out / "grid.png")]
     if config.maps:
         paths.append(save_grid(depth_to_images(out.depth, out.opacity), k, config.out / "grid_depth.png"))
@@ -108,20 +113,21 @@ def render_grid(model: EvaluationModel, z: torch.Tensor, orbit: OrbitConfig, con
     return paths
 
 
-def render_path_video(model: EvaluationModel, z: torch.Tensor, path_cameras: Cameras, orbit: OrbitConfig,
-                      config: RenderConfig) -> list[np.ndarray]:
+def render_path_video(model: GeneratorModel, z: torch.Tensor, path_cameras: Cameras, orbit: OrbitConfig,
+                      config: RenderConfig, name: str) -> list[np.ndarray]:
     """One frame per camera of the path, all seeds tiled in each frame."""
     n = len(z)
     center = _repeat(orbit_cameras(orbit, torch.zeros(1), torch.zeros(1)), n)
     frames = []
-    for f in range(path_cameras.batch_size):
-        out = model.render(z, _repeat(path_cameras[f], n), config.resolution, condition=center,
-                           batch_size=config.batch_size)
-        frames.append(images_to_grid(out.rgb, _columns(n)))
+    with progress_bar(path_cameras.batch_size, name, "frame", config.progress) as bar:
+        for f in range(path_cameras.batch_size):
+            out = render(model, z, _repeat(path_cameras[f], n), config.resolution, center, config.batch_size)
+            frames.append(images_to_grid(out.rgb, _columns(n)))
+            bar.update(1)
     return frames
 
 
-def render_interpolation(model: EvaluationModel, z: torch.Tensor, orbit: OrbitConfig,
+def render_interpolation(model: GeneratorModel, z: torch.Tensor, orbit: OrbitConfig,
                          config: RenderConfig) -> list[np.ndarray]:
     """Linear interpolation in w between consecutive seeds (StyleGAN's choice: w space is the better behaved one)."""
     center = orbit_cameras(orbit, torch.zeros(1), torch.zeros(1))
@@ -130,8 +136,9 @@ def render_interpolation(model: EvaluationModel, z: torch.Tensor, orbit: OrbitCo
     t = torch.arange(config.interpolation_frames, dtype=torch.float32) / config.interpolation_frames
     path = [torch.lerp(ws[i], ws[(i + 1) % len(ws)], s) for i in range(len(ws)) for s in t]
     path_ws = torch.stack(path)
-    out = render_ws_batches(model, lambda sl: path_ws[sl], _repeat(center, len(path_ws)), config.resolution,
-                            config.batch_size)
+    with progress_bar(len(path_ws), "interpolation", "frame", config.progress) as bar:
+        out = render_ws(model, lambda sl: path_ws[sl], _repeat(center, len(path_ws)), config.resolution,
+                        config.batch_size, progress=advance(bar))
     return [images_to_grid(image[None], 1) for image in out.rgb]
 
 
@@ -142,20 +149,20 @@ def write_videos(frames: list[np.ndarray], name: str, config: RenderConfig) -> l
 def run(config: RenderConfig) -> list[Path]:
     validate(config)
     device = choose_device(config.device)
-    bundle = open_bundle(config.checkpoint, device)
-    model = EvaluationModel(bundle.generator, renderer_with(bundle, config.num_coarse, config.num_fine),
-                            bundle.camera_config, config.truncation_psi, config.truncation_cutoff)
-    orbit = config.orbit.resolve(bundle.camera_config)
+    model = open_model_or_exit(config.checkpoint, device)
+    model = with_sample_counts(model, config.num_coarse, config.num_fine).with_options(
+        truncation_psi=config.truncation_psi, truncation_cutoff=config.truncation_cutoff)
+    orbit = config.orbit.resolve(model.cameras)
     z = latents_from_seeds(config.seeds, model.z_dim)
     paths: list[Path] = []
     if "grid" in config.outputs:
         paths += render_grid(model, z, orbit, config)
     if "turntable" in config.outputs:
-        paths += write_videos(render_path_video(model, z, turntable_cameras(orbit, config.frames), orbit, config),
-                              "turntable", config)
+        frames = render_path_video(model, z, turntable_cameras(orbit, config.frames), orbit, config, "turntable")
+        paths += write_videos(frames, "turntable", config)
     if "zigzag" in config.outputs:
         cameras = zigzag_cameras(orbit, config.frames, config.zigzag_yaw_degrees, config.zigzag_pitch_degrees)
-        paths += write_videos(render_path_video(model, z, cameras, orbit, config), "zigzag", config)
+        paths += write_videos(render_path_video(model, z, cameras, orbit, config, "zigzag"), "zigzag", config)
     if "interpolation" in config.outputs:
         paths += write_videos(render_interpolation(model, z, orbit, config), "interpolation", config)
     return paths

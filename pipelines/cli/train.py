@@ -9,8 +9,9 @@ import sys
 import torch
 import tyro
 
-from pipelines.registry import PIPELINES, get_pipeline_spec
-from pipelines.engine.options import TrainConfig, choose_device, validate_train_config
+from pipelines.registry import get_pipeline_spec, registered_pipelines
+from pipelines.devices import choose_device
+from pipelines.engine.options import TrainConfig, validate_train_config
 
 
 def choose_preset(requested: str, device: torch.device) -> tuple[str, str]:
@@ -38,7 +39,7 @@ def parse_config(argv: list[str]) -> tuple[TrainConfig, str]:
     device = choose_device(known.device) if known.device in ("auto", "cpu", "cuda") else torch.device("cpu")
     preset, reason = choose_preset(known.preset if known.preset in ("auto", "gpu", "cpu") else "auto", device)
     defaults = spec.preset(preset)()
-    pipelines = "; ".join(f"{name}: {s.description}" for name, s in PIPELINES.items())
+    pipelines = "; ".join(f"{name}: {s.description}" for name, s in registered_pipelines().items())
     config = tyro.cli(
         type(defaults),
         default=defaults,

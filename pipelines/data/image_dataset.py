@@ -27,7 +27,7 @@ class DatasetConfig:
     """Where the training images are and how to read them."""
 
     path: Path | None = None
-    """A zip or folder of images (with dataset.json or transforms.json for cameras). None: the built-in synthetic dataset, built on first use."""
+    """A zip or folder of images (with dataset.json or transforms.json for cameras)."""
     resolution: int = 64
     """Training resolution R: items are R x R images."""
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -161,9 +161,8 @@ class ImageDataset(Dataset):
 
     def __init__(self, config: DatasetConfig):
         if config.path is None:
-            from pipelines.data.builtin import ensure_builtin_dataset
-
-            config = _replace_path(config, ensure_builtin_dataset(resolution=config.resolution))
+            raise ValueError("DatasetConfig.path is None: pass a dataset zip or folder (the built-in dataset's path "
+                             "comes from pipelines.data.builtin.ensure_builtin_dataset)")
         self.config = config
         scan = scan_dataset(config)
         self.report = scan.report
@@ -195,16 +194,9 @@ class ImageDataset(Dataset):
         return len(self.names) * (2 if self.config.xflip else 1)
 
     @property
-    def num_raw_images(self) -> int:
-        return len(self.names)
-
-    @property
     def labels(self) -> torch.Tensor:
         """All labels, float [len, 25] (mirrored ones included with xflip)."""
         return self._labels
-
-    def get_label(self, index: int) -> torch.Tensor:
-        return self._labels[index]
 
     def raw_image(self, raw_index: int) -> np.ndarray:
         """uint8 [3, R, R] of an image before flipping."""
@@ -227,9 +219,3 @@ class ImageDataset(Dataset):
     def validate(self) -> ValidationReport:
         """The report of the check made when the dataset was opened (problems skipped, if any)."""
         return self.report
-
-
-def _replace_path(config: DatasetConfig, path: Path) -> DatasetConfig:
-    from dataclasses import replace
-
-    return replace(config, path=path)

@@ -17,8 +17,8 @@ import numpy as np
 
 from pipelines.data.problems import ValidationReport
 from pipelines.data.sources import IMAGE_EXTENSIONS, DatasetSource, normalize_name
+from renderers.cameras import LABEL_SIZE
 
-LABEL_SIZE = 25
 # OpenGL / Blender camera axes (x right, y up, z backwards) to OpenCV (x right, y down, z forward).
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 # A rotation's R^T R may differ from I by rounding in stored labels; real shears or scales are larger.
@@ -49,7 +49,7 @@ def check_label(values: Any) -> tuple[str, str, str] | None:
         return ("bad_label", f"label is not a list of numbers ({str(values)[:60]})",
                 "write 25 numbers: 16 for the 4x4 cam2world matrix, 9 for the 3x3 normalized intrinsics")
     if array.ndim != 1 or array.size != LABEL_SIZE:
-        return ("bad_label_length", f"label has {array.size} values, expected 25",
+        return ("bad_label_length", f"label has {array.size} values, expected {LABEL_SIZE}",
                 "write 25 numbers: 16 for the 4x4 cam2world matrix, 9 for the 3x3 normalized intrinsics")
     if not np.isfinite(array).all():
         return ("non_finite_label", "label holds NaN or Inf values",

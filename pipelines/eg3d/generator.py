@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from epigraf_field.config_io import config_from_dict, config_to_dict
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
 from pipelines.bundle import GeneratorBundle, load_bundle, save_bundle
-from pipelines.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistribution
 from pipelines.eg3d.superresolution import SuperResolution, SuperResolutionConfig
 from renderers.volume_renderer import RenderedImages, VolumeRendererConfig
 
@@ -91,7 +91,7 @@ def resize_images(images: Tensor, resolution: int) -> Tensor:
 
 # ------------------------------------------------------------------------------------------- bundle
 def save_eg3d_bundle(directory: Path, generator: Eg3dGenerator, renderer_config: VolumeRendererConfig,
-                     camera_config: CameraDistributionConfig, neural_resolution: int) -> Path:
+                     cameras: CameraDistribution, neural_resolution: int, image_resolution: int | None = None) -> Path:
     """A generator bundle (readable by ``load_bundle`` for raw renders) plus the super-resolution network.
 
     Its weights go into the same ``weights.safetensors`` as extra tensors ``superresolution.*``; its
@@ -99,7 +99,8 @@ def save_eg3d_bundle(directory: Path, generator: Eg3dGenerator, renderer_config:
     """
     directory = Path(directory)
     extra = {SUPERRESOLUTION_PREFIX + k: v for k, v in generator.superresolution.state_dict().items()}
-    save_bundle(directory, generator.triplane, renderer_config, camera_config, "eg3d", extra_tensors=extra)
+    save_bundle(directory, generator.triplane, renderer_config, cameras, "eg3d", extra_tensors=extra,
+                image_resolution=image_resolution)
     meta = {
         "format_version": FORMAT_VERSION,
         "neural_resolution": int(neural_resolution),
@@ -123,9 +124,9 @@ class Eg3dBundle:
         return Eg3dGenerator(self.bundle.generator, self.superresolution)
 
 
-def load_eg3d_bundle(path: Path, device: torch.device | str = "cpu") -> Eg3dBundle:
+def load_eg3d_bundle(path: Path, device: torch.device | str = "cpu", backend: str | None = None) -> Eg3dBundle:
     """Loads what :func:`save_eg3d_bundle` wrote (a bundle, checkpoint or run directory; nothing unpickled)."""
-    bundle = load_bundle(path, device=device)
+    bundle = load_bundle(path, device=device, backend=backend)
     meta_path = bundle.directory / SUPERRESOLUTION_FILE
     if not meta_path.is_file():
         raise FileNotFoundError(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,20 +11,19 @@ from torch import Tensor
 from epigraf_field.generator import TriPlaneGeneratorConfig
 from pipelines.pipeline import Progress, TrainBatch
 from pipelines.engine.distributed import DistributedContext
-from pipelines.eg3d.generator import Eg3dGenerator, raw_feature_image, resize_images, save_eg3d_bundle
+from pipelines.eg3d.generator import Eg3dGenerator, raw_feature_image, resize_images
+from pipelines.eg3d.model import Eg3dModel
 from pipelines.eg3d.superresolution import SuperResolutionConfig
 from pipelines.gan.discriminator import DiscriminatorConfig
 from pipelines.gan.losses import AdamConfig, is_regularization_step
 from pipelines.gan.schedules import density_noise_std
 from pipelines.camera_distributions import CameraDistributionConfig
-from pipelines.patch_gan.pipeline import PatchGanLossConfig, PatchGanPipeline, check_camera_source
+from pipelines.patch_gan.pipeline import PatchGanLossConfig, PatchGanPipeline
 from pipelines.engine.options import TrainConfig
 from pipelines.engine.trainer import TrainerConfig
-from renderers.cameras import Cameras
+from renderers.cameras import LABEL_SIZE, Cameras
 from renderers.patches import Patch
 from renderers.volume_renderer import VolumeRendererConfig
-
-LABEL_DIM = 25
 
 
 @dataclass
@@ -123,11 +121,11 @@ def cpu_preset() -> Eg3dTrainConfig:
     )
 
 
-def resolve_eg3d_config(config: Eg3dTrainConfig, dataset_has_labels: bool) -> Eg3dConfig:
+def resolve_eg3d_config(config: Eg3dTrainConfig) -> Eg3dConfig:
     """Applies --resolution and the pose options to the nested configs."""
     model = config.model
     losses = model.losses
-    generator = replace(model.generator, c_dim=LABEL_DIM if losses.pose_conditioning else 0)
+    generator = replace(model.generator, c_dim=LABEL_SIZE if losses.pose_conditioning else 0)
     superresolution = replace(
         model.superresolution, output_resolution=config.resolution, in_channels=generator.num_feature_channels
     )
@@ -136,7 +134,7 @@ def resolve_eg3d_config(config: Eg3dTrainConfig, dataset_has_labels: bool) -> Eg
         resolution=config.resolution,
         image_resolution=config.resolution,
         in_channels=6,
-        c_dim=LABEL_DIM if losses.camera_conditioned_discriminator else 0,
+        c_dim=LABEL_SIZE if losses.camera_conditioned_discriminator else 0,
         patch_conditioning=False,
     )
     final = model.neural_resolution_final
@@ -144,7 +142,6 @@ def resolve_eg3d_config(config: Eg3dTrainConfig, dataset_has_labels: bool) -> Eg
         raise ValueError(
             f"--model.neural-resolution-final must lie in [8, --resolution={config.resolution}], got {final}"
         )
-    check_camera_source(model.cameras, dataset_has_labels)
     return replace(model, generator=generator, superresolution=superresolution, discriminator=discriminator)
 
 
@@ -184,8 +181,8 @@ class Eg3dPipeline(PatchGanPipeline):
         super().__init__(config, device, dataset, context)
 
     # ----------------------------------------------------------------------------------- hooks
-    def _resolve_config(self, config: Eg3dTrainConfig, dataset_has_labels: bool) -> Eg3dConfig:
-        return resolve_eg3d_config(config, dataset_has_labels)
+    def _resolve_config(self, config: Eg3dTrainConfig) -> Eg3dConfig:
+        return resolve_eg3d_config(config)
 
     def _build_generator(self, seed: int, device: torch.device) -> Eg3dGenerator:
         return Eg3dGenerator.build(self.config.generator, self.config.superresolution, seed=seed, device=device)
@@ -199,12 +196,21 @@ class Eg3dPipeline(PatchGanPipeline):
         return neural_resolution(kimg, self.train_config.patch_resolution, cfg.neural_resolution_final,
                                  cfg.neural_resolution_fade_kimg)
 
+    def _mapping_network(self) -> torch.nn.Module:
+        """The tri-plane generator's mapping network (the super-resolution network only reads ws)."""
+        return self.G.triplane.mapping_network
+
     def render_views(self, generator: Eg3dGenerator, z: Tensor, cameras: Cameras, kimg: float) -> tuple[Tensor, Tensor]:
         """Super-resolved images [b, 3, R, R] and raw rgb [b, 3, r, r], both in [-1, 1] (training randomness on)."""
+        return self.render_views_from_ws(generator, self.map_latents(generator, z, cameras), cameras, kimg)
+
+    def render_views_from_ws(
+        self, generator: Eg3dGenerator, ws: Tensor, cameras: Cameras, kimg: float
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`render_views` of training ws [b, num_ws, w_dim]."""
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision)
         losses = self.config.losses
         with autocast:
-            ws = generator.mapping(z, self._generator_label(cameras), update_w_avg=generator.training)
             planes = generator.synthesis(ws, noise_mode="random", generator=self.rng)
         noise = density_noise_std(kimg, losses.density_noise, losses.density_noise_kimg)
         field_ = generator.field(planes.float(), density_noise_std=noise, generator=self.rng)
@@ -214,9 +220,11 @@ class Eg3dPipeline(PatchGanPipeline):
             image = generator.superresolution(rgb, features, ws, noise_mode="random", generator=self.rng)
         return image.float(), rgb
 
-    def render_patches(self, generator: Eg3dGenerator, z: Tensor, cameras: Cameras, patch: Patch, kimg: float) -> Tensor:
+    def render_patches_from_ws(
+        self, generator: Eg3dGenerator, ws: Tensor, cameras: Cameras, patch: Patch, kimg: float
+    ) -> Tensor:
         """The discriminator's fake input [b, 6, R, R]: dual image of the super-resolved and the raw render."""
-        return dual_image(*self.render_views(generator, z, cameras, kimg))
+        return dual_image(*self.render_views_from_ws(generator, ws, cameras, kimg))
 
     def _real_inputs(self, images: Tensor, patch: Patch, kimg: float) -> Tensor:
         """Real images with their own 'raw' half: resized to the neural resolution and back (EG3D)."""
@@ -242,7 +250,7 @@ class Eg3dPipeline(PatchGanPipeline):
         z = torch.randn(b, self.z_dim, generator=self.rng, device=self.device)
         cameras = self.sample_cameras(b, self.camera_rng).to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
-            ws = self.G.mapping(z, self._generator_label(cameras), update_w_avg=False)
+            ws = self.G.mapping(z, self._generator_label(cameras))
             planes = self.G.synthesis(ws, noise_mode="random", generator=self.rng)
         field_ = self.G.field(planes.float())
         half = self.config.generator.box_half_size
@@ -260,28 +268,11 @@ class Eg3dPipeline(PatchGanPipeline):
         return metrics
 
     # ----------------------------------------------------------------------------------- outputs
-    @torch.no_grad()
-    def render_images(self, z: Tensor, cameras: Cameras, resolution: int, truncation_psi: float = 1.0) -> Tensor:
-        """Super-resolved renders of the EMA generator [b, 3, resolution, resolution] in [0, 1]."""
-        c = cameras.to_label() if self.config.losses.pose_conditioning else None
-        ws = self.G_ema.mapping(z, c, truncation_psi=truncation_psi)
-        planes = self.G_ema.synthesis(ws, noise_mode="const")
-        raw = self.renderer.render_image(self.G_ema.field(planes), cameras, self.neural_resolution(self.kimg))
-        rgb, features = raw_feature_image(raw)
-        image = self.G_ema.superresolution(rgb, features, ws, noise_mode="const")
-        return resize_images((image + 1.0) / 2.0, resolution).clamp(0, 1)
-
-    def evaluation_model(self) -> Any:
-        """Metrics score the super-resolved images; depth and geometry come from the tri-plane field."""
-        from pipelines.eg3d.evaluation import Eg3dEvaluationModel
-        from pipelines.evaluation.generation import EvaluationModel
-
-        base = EvaluationModel(self.G_ema.triplane, self.renderer, self.config.cameras, dataset=self.dataset)
-        return Eg3dEvaluationModel.from_generator(self.G_ema, base, self.neural_resolution(self.kimg))
-
-    def save_generator(self, directory: Path) -> None:
-        save_eg3d_bundle(directory, self.G_ema, self.config.renderer, self.config.cameras,
-                         self.neural_resolution(self.kimg))
+    def model(self) -> Eg3dModel:
+        """The EMA generator: super-resolved final images at the current neural resolution (shares the weights)."""
+        return Eg3dModel(generator=self.G_ema, renderer=self.renderer, cameras=self.camera_distribution,
+                         image_resolution=self.train_config.resolution,
+                         neural_resolution=self.neural_resolution(self.kimg))
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "kimg": self.kimg}

@@ -73,7 +73,8 @@ def data_parallel(
     With several processes it is DistributedDataParallel over a :class:`PhaseRunner`; build it
     while ``network`` requires gradients, since the reducer registers the parameters that do.
     Buffers (the mapping's running w average) are broadcast from rank 0 at each forward, so
-    replicas stay identical. Set ``find_unused_parameters`` when some phase reaches only part of
+    replicas stay identical (pipelines track w_avg from :func:`all_reduce_mean`, the same on every
+    rank, anyway). Set ``find_unused_parameters`` when some phase reaches only part of
     ``network``. One process gets the plain :class:`PhaseRunner`.
     """
     if not context.enabled:
@@ -94,6 +95,18 @@ def broadcast_module(module: torch.nn.Module, context: DistributedContext) -> No
         return
     for tensor in list(module.parameters()) + list(module.buffers()):
         dist.broadcast(tensor.data, src=0)
+
+
+def all_reduce_mean(tensor: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+    """The mean of ``tensor`` over processes (a new tensor, identical on every rank); itself for one process.
+
+    Example: ranks holding [1., 2.] and [3., 4.] both get [2., 3.]. Every rank must call it.
+    """
+    if not context.enabled:
+        return tensor
+    total = tensor.detach().clone()
+    dist.all_reduce(total)
+    return total / context.world_size
 
 
 def barrier(context: DistributedContext) -> None:

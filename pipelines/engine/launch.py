@@ -12,7 +12,8 @@ import torch.distributed as dist
 from epigraf_field.config_io import config_from_dict, config_to_dict
 from pipelines.engine.distributed import DistributedContext, init_distributed, shutdown
 from pipelines.registry import get_pipeline_spec
-from pipelines.engine.options import TrainConfig, choose_device
+from pipelines.devices import choose_device
+from pipelines.engine.options import TrainConfig
 from pipelines.engine.trainer import Trainer, resolve_resume
 
 RUNS_ROOT = Path("runs")
@@ -45,7 +46,8 @@ def read_config(run_dir: Path, config_type: type) -> TrainConfig:
 
 
 def build_dataset(config: TrainConfig, run_dir: Path, context: DistributedContext):
-    from pipelines.data import DatasetConfig, ImageDataset, ensure_builtin_dataset
+    from pipelines.data.builtin import ensure_builtin_dataset
+    from pipelines.data.image_dataset import DatasetConfig, ImageDataset
 
     path = config.data
     if path is None:
@@ -87,7 +89,7 @@ def run_training(config: TrainConfig, explicit_kimg: bool = False) -> Path | Non
         print(f"run folder: {run_dir.resolve()}", flush=True)
     torch.manual_seed(config.seed)  # only for third-party code that insists on the global generator
     dataset = build_dataset(config, run_dir, context)
-    pipeline = spec.load(spec.pipeline_class)(config, device, dataset, context)
+    pipeline = spec.build_pipeline(config, device, dataset, context)
     trainer = Trainer(config, pipeline, dataset, run_dir, device, context)
     if checkpoint is not None:
         trainer.resume(checkpoint)

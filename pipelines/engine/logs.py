@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -37,28 +37,30 @@ class RunLogger:
 
 
 class KimgProgress:
-    """A progress bar counted in kimg, showing kimg/s and the ETA."""
+    """A progress bar counted in kimg, showing kimg/s and the ETA.
 
-    def __init__(self, total_kimg: float, start_kimg: float, enabled: bool) -> None:
+    The training loop stops at the first batch that reaches the total, so the last update may pass
+    it by part of a batch; the bar shows at most the total.
+    """
+
+    def __init__(self, total_kimg: float, start_kimg: float, enabled: bool, file: TextIO | None = None) -> None:
+        total = round(total_kimg, 3)
         self._bar = tqdm(
-            total=round(total_kimg, 3),
-            initial=round(start_kimg, 3),
+            total=total,
+            initial=min(round(start_kimg, 3), total),
             unit="kimg",
             dynamic_ncols=True,
             disable=not enabled,
+            file=file,
             bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
         )
-        self._last = start_kimg
-        self.start_time = time.time()
 
     def update(self, kimg: float, **postfix: float) -> None:
-        self._bar.update(round(kimg - self._last, 6))
-        self._last = kimg
+        # The position is set, not summed from increments, so at the total it is exactly the total.
+        self._bar.n = min(round(kimg, 6), self._bar.total)
+        self._bar.update(0)
         if postfix:
             self._bar.set_postfix({k: f"{v:.3g}" for k, v in postfix.items()}, refresh=False)
-
-    def write(self, text: str) -> None:
-        self._bar.write(text)
 
     def close(self) -> None:
         self._bar.close()

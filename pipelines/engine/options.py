@@ -1,12 +1,10 @@
-"""The command-line options shared by every pipeline, and the trainer's own settings."""
+"""The command-line options of `epigraf-train` shared by every pipeline, and their validation."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-
-import torch
 
 from pipelines.engine.trainer import TrainerConfig
 
@@ -29,6 +27,8 @@ class TrainConfig:
     """Pixels per side r of the rendered patch (a power of two, at most R)."""
     batch: int = 64
     """Total batch size over all processes."""
+    data_workers: int | None = None
+    """Processes decoding real images for each training process (--data-workers N; 0: on the training thread). None picks for the machine: min(4, cores - 1) with CUDA, where decoding must keep up with the GPU; min(1, cores - 1) on CPU, where the step already uses every core: one worker decodes in the background (uncached 256^2 PNGs cost 220-275 ms per batch of 8 on the training thread, 20-80 ms in a worker; benchmarks/data.py on 2 cores), a second one only competes with the step."""
     resume: str | None = None
     """Continue a run: a checkpoint directory, a run folder, or 'latest' (newest run of this pipeline, or of --out)."""
     seed: int = 0
@@ -51,15 +51,6 @@ class TrainConfig:
     """Logging, snapshot and checkpoint cadence."""
 
 
-def choose_device(requested: str) -> torch.device:
-    """The device of --device: 'auto' picks CUDA when present."""
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda was asked for but no CUDA device is available; use --device cpu")
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
-
-
 def _is_power_of_two(value: int) -> bool:
     return value > 0 and value & (value - 1) == 0
 
@@ -80,6 +71,11 @@ def validate_train_config(config: TrainConfig) -> None:
         )
     if config.batch < 1:
         problems.append(f"--batch must be at least 1, got {config.batch}")
+    if config.data_workers is not None and config.data_workers < 0:
+        problems.append(
+            f"--data-workers must be >= 0 (0 decodes on the training thread; leave it out for the default), "
+            f"got {config.data_workers}"
+        )
     if config.trainer.tick_kimg <= 0:
         problems.append(f"--trainer.tick-kimg must be positive, got {config.trainer.tick_kimg}")
     if config.trainer.keep_checkpoints < 1:

@@ -8,15 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from pipelines.pipeline import Pipeline, Progress
-from pipelines.engine.data_loader import BatchStream
+from pipelines.engine.data_loader import TrainingBatches
 from pipelines.engine.checkpoints import find_latest_checkpoint, load_training_state, save_checkpoint
 from pipelines.engine.distributed import DistributedContext, barrier, broadcast_module
 from pipelines.engine.logs import KimgProgress, RunLogger
 from pipelines.engine.snapshots import images_to_grid, save_gif, save_grid
+from pipelines.evaluation.trajectories import OrbitConfig, turntable_cameras
+from pipelines.model import render
 from renderers.cameras import Cameras
 
 if TYPE_CHECKING:
@@ -43,6 +44,10 @@ class TrainerConfig:
     """Samples shown side by side in the final turntable GIF (0: no GIF)."""
     turntable_frames: int = 36
     """Frames of the final turntable GIF."""
+    turntable_resolution: int | None = None
+    """Pixels per side of each sample in the turntable GIF (None: the training resolution)."""
+    turntable_columns: int = 4
+    """Samples per row of the turntable GIF."""
     metrics: tuple[str, ...] = ()
     """Metrics computed during training (fid, kid, swd, mv_psnr, geometry) and logged with the tick."""
     metrics_ticks: int = 0
@@ -79,7 +84,9 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.device = device
         self.context = context
-        self.stream = BatchStream(dataset, config.batch, config.seed, context.rank, context.world_size)
+        # Workers start on the first batch(): after resume() has set self.step.
+        self.batches = TrainingBatches(dataset, config.batch, config.seed, context.rank, context.world_size,
+                                       workers=config.data_workers, device=device)
         self.nimg = 0
         self.step = 0
         self.tick = 0
@@ -88,8 +95,9 @@ class Trainer:
         snapshot_rng = torch.Generator().manual_seed(SNAPSHOT_SEED)
         columns, rows = config.trainer.snapshot_grid
         count = columns * rows
-        self.snapshot_z = torch.randn(count, pipeline.z_dim, generator=snapshot_rng).to(device)
-        self.snapshot_cameras = pipeline.sample_cameras(count, snapshot_rng).to(device)
+        model = pipeline.model()
+        self.snapshot_z = torch.randn(count, model.z_dim, generator=snapshot_rng).to(device)
+        self.snapshot_cameras = model.cameras.sample(count, snapshot_rng, device)
 
     @property
     def total_nimg(self) -> int:
@@ -121,7 +129,7 @@ class Trainer:
         counts: dict[str, int] = {}
         try:
             while self.nimg < self.total_nimg:
-                batch = self.stream.batch(self.step, self.device)
+                batch = self.batches.batch(self.step)
                 metrics = self.pipeline.train_step(batch, Progress(step=self.step, nimg=self.nimg))
                 self._guard(metrics)
                 for key, value in metrics.items():
@@ -150,7 +158,7 @@ class Trainer:
                 if logger is not None:
                     logger.log(record, self.nimg / 1000)
                 if viewer is not None:
-                    viewer.update_generator(self.pipeline.G_ema)
+                    viewer.update_model(self.pipeline.model())
                 sums, counts = {}, {}
                 if self._due(trainer_config.snapshot_ticks) or done:
                     if self.context.is_main:
@@ -159,6 +167,7 @@ class Trainer:
                     self._save_checkpoint()
                 tick_start_nimg, tick_start_time = self.nimg, time.time()
         finally:
+            self.batches.close()
             if viewer is not None:
                 viewer.stop()
             progress_bar.close()
@@ -191,7 +200,7 @@ class Trainer:
             self._metrics_cache = MetricsCache()
         metrics_config = MetricsConfig(inception_weights=config.inception_weights)
         generator = torch.Generator().manual_seed(self.config.seed + self.tick)
-        return compute_metrics(self.pipeline.evaluation_model(), self.dataset, config.metrics,
+        return compute_metrics(self.pipeline.model(), self.dataset, config.metrics,
                                config.metrics_images, generator, metrics_config, self._metrics_cache)
 
     def _due(self, every_ticks: int) -> bool:
@@ -215,7 +224,8 @@ class Trainer:
         state = {"pipeline": self.pipeline.state_dict(), "nimg": self.nimg, "step": self.step, "tick": self.tick}
         if self.context.is_main:
             self.last_checkpoint = save_checkpoint(
-                self.run_dir, self.nimg, state, self.pipeline.save_generator, self.config.trainer.keep_checkpoints
+                self.run_dir, self.nimg, state, lambda directory: self.pipeline.model().save(directory),
+                self.config.trainer.keep_checkpoints,
             )
         barrier(self.context)
 
@@ -229,30 +239,21 @@ class Trainer:
 
     def _save_snapshot(self, name: str) -> Path:
         columns, _ = self.config.trainer.snapshot_grid
-        images = []
-        for start in range(0, len(self.snapshot_z), 8):
-            chunk = slice(start, start + 8)
-            images.append(
-                self.pipeline.render_images(
-                    self.snapshot_z[chunk], self.snapshot_cameras[chunk], self.config.resolution
-                ).cpu()
-            )
-        return save_grid(torch.cat(images), columns, self.run_dir / "snapshots" / f"fakes-{name}.png")
+        images = render(self.pipeline.model(), self.snapshot_z, self.snapshot_cameras, self.config.resolution).rgb
+        return save_grid(images, columns, self.run_dir / "snapshots" / f"fakes-{name}.png")
 
     def _save_turntable(self) -> Path:
+        """The first snapshot latents turning about +y on the distribution's centre orbit, side by side."""
         config = self.config.trainer
+        model = self.pipeline.model()
         z = self.snapshot_z[: config.turntable_samples]
-        base = self.snapshot_cameras[: config.turntable_samples]
-        yaw, pitch, radius = base.to_spherical()
+        orbit = OrbitConfig().resolve(model.cameras)
         frames = []
-        for angle in np.linspace(0.0, 2 * math.pi, config.turntable_frames, endpoint=False):
-            cameras = Cameras.from_spherical(
-                torch.full_like(yaw, float(angle)), pitch.mean().expand_as(pitch), radius, base.fov_degrees
-            )
-            if base.near is not None:
-                cameras = Cameras(cameras.cam2world, cameras.intrinsics, base.near, base.far)
-            images = self.pipeline.render_images(z, cameras, self.config.resolution).cpu()
-            frames.append(images_to_grid(images, len(z)))
+        path = turntable_cameras(orbit, config.turntable_frames)
+        for frame in range(len(path)):
+            cameras = Cameras.cat([path[frame]] * len(z))
+            images = render(model, z, cameras, config.turntable_resolution or self.config.resolution).rgb
+            frames.append(images_to_grid(images, min(len(z), config.turntable_columns)))
         return save_gif(frames, self.run_dir / "turntable.gif")
 
 

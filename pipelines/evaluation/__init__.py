@@ -2,17 +2,16 @@
 
 from pipelines.evaluation.consistency import ConsistencyResult, multiview_psnr, rotate_cameras_about_y, warp_to_target
 from pipelines.evaluation.fid import FeatureStatistics, fid_from_features, frechet_distance, kernel_inception_distance
-from pipelines.evaluation.generation import EvaluationModel, latents_from_seeds
 from pipelines.evaluation.inception import InceptionV3Features, InceptionWeightsNotFoundError, find_inception_weights
 from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes, save_mesh
 from pipelines.evaluation.metrics import (
     METRICS,
     MetricsCache,
     MetricsConfig,
-    bundle_consistency,
-    bundle_geometry,
     check_metric_names,
     compute_metrics,
+    model_consistency,
+    model_geometry,
 )
 from pipelines.evaluation.shape_metrics import ShapeMetrics, compare_shapes
 from pipelines.evaluation.swd import SWDConfig, sliced_wasserstein_distance
@@ -21,7 +20,6 @@ from pipelines.evaluation.video import write_video
 __all__ = [
     "METRICS",
     "ConsistencyResult",
-    "EvaluationModel",
     "FeatureStatistics",
     "InceptionV3Features",
     "InceptionWeightsNotFoundError",
@@ -30,8 +28,6 @@ __all__ = [
     "MetricsConfig",
     "SWDConfig",
     "ShapeMetrics",
-    "bundle_consistency",
-    "bundle_geometry",
     "check_metric_names",
     "compare_shapes",
     "compute_metrics",
@@ -40,7 +36,8 @@ __all__ = [
     "find_inception_weights",
     "frechet_distance",
     "kernel_inception_distance",
-    "latents_from_seeds",
+    "model_consistency",
+    "model_geometry",
     "multiview_psnr",
     "rotate_cameras_about_y",
     "save_mesh",

@@ -9,14 +9,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from pipelines.bundle import GeneratorBundle
 from pipelines.evaluation.consistency import multiview_psnr, rotate_cameras_about_y
 from pipelines.evaluation.fid import fid_from_features, kernel_inception_distance
-from pipelines.evaluation.generation import EvaluationModel
 from pipelines.evaluation.inception import InceptionV3Features, inception_features
 from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes
 from pipelines.evaluation.shape_metrics import compare_shapes, find_reference_meshes, load_meshes
 from pipelines.evaluation.swd import SWDConfig, sliced_wasserstein_distance
+from pipelines.model import GeneratorModel, fields, render
+from pipelines.progress import advance, progress_bar
 
 METRICS: dict[str, str] = {
     "fid": "Fréchet Inception Distance, lower is better (needs the Inception weights)",
@@ -78,27 +78,18 @@ class MetricsCache:
     reference_meshes: dict[str, list] = field(default_factory=dict)
 
 
-def _as_model(model: GeneratorBundle | EvaluationModel) -> EvaluationModel:
-    if isinstance(model, GeneratorBundle):
-        return EvaluationModel.from_bundle(model)
-    if not all(hasattr(model, name) for name in ("z_dim", "device", "sample_cameras", "fields", "render")):
-        raise ValueError(
-            f"model must be a GeneratorBundle or an EvaluationModel (z_dim, device, sample_cameras, fields, render), "
-            f"got {type(model).__name__}"
-        )
-    return model
-
-
 def _real_images(dataset: object, count: int, generator: torch.Generator) -> Tensor:
     order = torch.randperm(len(dataset), generator=generator)[:count]
     return torch.stack([dataset[int(i)][0] for i in order])
 
 
-def _fake_images(model: EvaluationModel, dataset: object, count: int, resolution: int, batch: int,
-                 generator: torch.Generator) -> Tensor:
-    z = torch.randn(count, model.z_dim, generator=generator)
-    cameras = model.sample_cameras(count, generator, dataset if getattr(dataset, "has_labels", False) else None)
-    return model.render(z, cameras, resolution, batch_size=batch).rgb * 2.0 - 1.0
+def _fake_images(model: GeneratorModel, count: int, resolution: int, batch: int, rng: torch.Generator,
+                 show_progress: bool) -> Tensor:
+    """``count`` final images from the model's own camera distribution, in [-1, 1]."""
+    z = torch.randn(count, model.z_dim, generator=rng)
+    cameras = model.cameras.sample(count, rng)
+    with progress_bar(count, "rendering generated images", "img", show_progress) as bar:
+        return render(model, z, cameras, resolution, batch_size=batch, progress=advance(bar)).rgb * 2.0 - 1.0
 
 
 def _dataset_resolution(dataset: object) -> int:
@@ -108,61 +99,62 @@ def _dataset_resolution(dataset: object) -> int:
     return int(dataset[0][0].shape[-1])
 
 
-def bundle_consistency(model: GeneratorBundle | EvaluationModel, num_scenes: int, resolution: int,
-                       generator: torch.Generator, yaw_degrees: float = 5.0, depth_tolerance: float = 0.03,
-                       batch_size: int = 8) -> float:
+def model_consistency(model: GeneratorModel, num_scenes: int, resolution: int, rng: torch.Generator,
+                      yaw_degrees: float = 5.0, depth_tolerance: float = 0.03, batch_size: int = 8,
+                      show_progress: bool = False) -> float:
     """mv_psnr of a generator: each scene rendered from a sampled camera and one turned by ``yaw_degrees``.
 
     Both renders come from the same field and latent; a camera-conditioned generator is conditioned on
     the first camera for both views so only the viewpoint changes. Returns the mean PSNR over scenes.
     """
-    model = _as_model(model)
-    z = torch.randn(num_scenes, model.z_dim, generator=generator)
-    cameras_a = model.sample_cameras(num_scenes, generator)
+    z = torch.randn(num_scenes, model.z_dim, generator=rng)
+    cameras_a = model.cameras.sample(num_scenes, rng)
     cameras_b = rotate_cameras_about_y(cameras_a, yaw_degrees)
-    view_a = model.render(z, cameras_a, resolution, condition=cameras_a, batch_size=batch_size)
-    view_b = model.render(z, cameras_b, resolution, condition=cameras_a, batch_size=batch_size)
+    with progress_bar(2 * num_scenes, "mv_psnr: rendering view pairs", "img", show_progress) as bar:
+        view_a = render(model, z, cameras_a, resolution, cameras_a, batch_size, progress=advance(bar))
+        view_b = render(model, z, cameras_b, resolution, cameras_a, batch_size, progress=advance(bar))
     result = multiview_psnr(view_a.rgb, view_a.depth, cameras_a.to("cpu"), view_b.rgb, view_b.depth,
                             cameras_b.to("cpu"), view_a.opacity, view_b.opacity, depth_tolerance)
     valid = result.psnr[~torch.isnan(result.psnr)]
     return float(valid.mean()) if len(valid) else math.nan
 
 
-def bundle_geometry(model: GeneratorBundle | EvaluationModel, reference_meshes: list, num_shapes: int,
-                    num_points: int, mesh_config: MeshExtractionConfig, generator: torch.Generator,
-                    batch_size: int = 4) -> dict[str, float]:
+def model_geometry(model: GeneratorModel, reference_meshes: list, num_shapes: int, num_points: int,
+                   mesh_config: MeshExtractionConfig, rng: torch.Generator, batch_size: int = 4,
+                   show_progress: bool = False) -> dict[str, float]:
     """COV / MMD / 1-NNA of ``num_shapes`` generated meshes against as many random reference meshes."""
-    model = _as_model(model)
-    if hasattr(model, "box_half_size"):
-        mesh_config = replace(mesh_config, box_half_size=model.box_half_size)
-    z = torch.randn(num_shapes, model.z_dim, generator=generator)
-    condition = model.sample_cameras(num_shapes, generator)
+    mesh_config = replace(mesh_config, box_half_size=model.box_half_size)
+    z = torch.randn(num_shapes, model.z_dim, generator=rng)
+    condition = model.cameras.sample(num_shapes, rng)
     generated = []
-    for start in range(0, num_shapes, batch_size):
-        sl = slice(start, start + batch_size)
-        with torch.no_grad():
-            fields = model.fields(z[sl], condition[sl])
-        generated += extract_meshes(fields, len(z[sl]), mesh_config, model.device)
-    pick = torch.randperm(len(reference_meshes), generator=generator)[:num_shapes]
+    with progress_bar(num_shapes, "geometry: marching cubes", "mesh", show_progress) as bar:
+        for start in range(0, num_shapes, batch_size):
+            sl = slice(start, start + batch_size)
+            with torch.no_grad():
+                scene_fields = fields(model, z[sl], condition[sl])
+            generated += extract_meshes(scene_fields, len(z[sl]), mesh_config, model.device)
+            bar.update(len(z[sl]))
+    pick = torch.randperm(len(reference_meshes), generator=rng)[:num_shapes]
     references = [reference_meshes[int(i)] for i in pick]
-    result = compare_shapes(generated, references, num_points, generator).as_dict()
+    result = compare_shapes(generated, references, num_points, rng).as_dict()
     result["empty_meshes"] = sum(len(m.faces) == 0 for m in generated) / len(generated)
     return result
 
 
 def compute_metrics(
-    model: GeneratorBundle | EvaluationModel,
+    model: GeneratorModel,
     dataset: object,
     names: list[str] | tuple[str, ...],
     num_images: int,
     generator: torch.Generator,
     config: MetricsConfig | None = None,
     cache: MetricsCache | None = None,
+    show_progress: bool = False,
 ) -> dict[str, float]:
     """Computes the named metrics of a generator against a dataset; returns flat ``{name: value}``.
 
-    ``model``: a loaded bundle, or an :class:`EvaluationModel` built from the EMA generator, renderer
-    and camera distribution of a running training (``EvaluationModel(G_ema, renderer, cameras)``).
+    ``model``: any :class:`GeneratorModel` (``open_model(path)``, or ``pipeline.model()`` during training);
+    fakes are its final images from its own camera distribution.
     ``dataset``: items ``(image [3, R, R] in [-1, 1], label)``; images are generated at its resolution R.
     ``num_images`` real and as many generated images feed FID, KID and SWD. Every random choice
     (latents, cameras, real subset, patches) comes from ``generator``. Keep one ``cache`` per run so the
@@ -174,7 +166,6 @@ def compute_metrics(
     names = check_metric_names(names)
     config = config or MetricsConfig()
     cache = cache if cache is not None else MetricsCache()
-    model = _as_model(model)
     if num_images < 2:
         raise ValueError(f"num_images must be >= 2, got {num_images}")
     # Fail before any rendering when an input is missing.
@@ -193,13 +184,13 @@ def compute_metrics(
     results: dict[str, float] = {}
     resolution = _dataset_resolution(dataset)
     count = min(num_images, len(dataset))
-    was_training = getattr(getattr(model, "generator", None), "training", False)
+    was_training = model.network.training
     if was_training:
-        model.generator.eval()
+        model.network.eval()
     try:
         if {"fid", "kid", "swd"} & set(names):
             reals = _real_images(dataset, count, generator)
-            fakes = _fake_images(model, dataset, count, resolution, config.render_batch, generator)
+            fakes = _fake_images(model, count, resolution, config.render_batch, generator, show_progress)
             if {"fid", "kid"} & set(names):
                 key = (str(getattr(getattr(dataset, "config", None), "path", id(dataset))), resolution, count,
                        id(cache.inception))
@@ -216,14 +207,14 @@ def compute_metrics(
             if "swd" in names:
                 results.update(sliced_wasserstein_distance(fakes, reals, generator, config.swd))
         if "mv_psnr" in names:
-            results["mv_psnr"] = bundle_consistency(
+            results["mv_psnr"] = model_consistency(
                 model, config.consistency_scenes, config.consistency_resolution or resolution, generator,
-                config.consistency_yaw_degrees, config.consistency_depth_tolerance, config.render_batch,
+                config.consistency_yaw_degrees, config.consistency_depth_tolerance, config.render_batch, show_progress,
             )
         if "geometry" in names:
-            results.update(bundle_geometry(model, references, config.geometry_shapes, config.geometry_points,
-                                           config.mesh, generator))
+            results.update(model_geometry(model, references, config.geometry_shapes, config.geometry_points,
+                                          config.mesh, generator, show_progress=show_progress))
     finally:
         if was_training:
-            model.generator.train()
+            model.network.train()
     return results

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipelines.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistribution
 from renderers.cameras import Cameras
 
 
@@ -28,19 +28,19 @@ class OrbitConfig:
     far: float | None = None
     """Fixed far distance (with near)."""
 
-    def resolve(self, distribution: CameraDistributionConfig) -> OrbitConfig:
+    def resolve(self, distribution: CameraDistribution) -> OrbitConfig:
+        """Unset values from the distribution's centre pose (its mean yaw, pitch, radius and fov) and bounds."""
+        yaw, pitch, radius, fov = distribution.center_angles()
         pick = lambda mine, theirs: theirs if mine is None else mine  # noqa: E731
         if self.near is not None:
             near, far = self.near, self.far
         elif self.radius is not None:
             near, far = None, None  # the distribution's bounds belong to its radius: use the scene box instead
         else:
-            near, far = distribution.near, distribution.far
-        return OrbitConfig(
-            radius=pick(self.radius, distribution.radius), fov_degrees=pick(self.fov_degrees, distribution.fov_degrees),
-            yaw_degrees=pick(self.yaw_degrees, distribution.yaw_mean_degrees),
-            pitch_degrees=pick(self.pitch_degrees, distribution.pitch_mean_degrees), near=near, far=far,
-        )
+            near, far = distribution.config.near, distribution.config.far
+        return OrbitConfig(radius=pick(self.radius, radius), fov_degrees=pick(self.fov_degrees, fov),
+                           yaw_degrees=pick(self.yaw_degrees, yaw), pitch_degrees=pick(self.pitch_degrees, pitch),
+                           near=near, far=far)
 
 
 def orbit_cameras(orbit: OrbitConfig, yaw_offsets_degrees: torch.Tensor, pitch_offsets_degrees: torch.Tensor) -> Cameras:

@@ -15,7 +15,7 @@ from nerfstudio.cameras.rays import RaySamples  # noqa: E402
 from nerfstudio.field_components.field_heads import FieldHeadNames  # noqa: E402
 from nerfstudio.fields.base_field import Field  # noqa: E402
 
-from epigraf_field.field import PlanesField  # noqa: E402
+from epigraf_field.field import TriPlaneField  # noqa: E402
 from epigraf_field.generator import TriPlaneGenerator  # noqa: E402
 from pipelines.nerfstudio.scene_transform import SceneTransformConfig  # noqa: E402
 
@@ -116,7 +116,7 @@ class EpigrafField(Field):
         self.uses_plane_parameters.fill_(True)
         self.invalidate_planes()
 
-    def planes_field(self) -> PlanesField:
+    def planes_field(self) -> TriPlaneField:
         """The scene as our own field protocol (generator world coordinates)."""
         return self.generator.field(self.current_planes())
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,9 +12,8 @@ from torch import Tensor
 from epigraf_field.ema import ema_update
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
 from pipelines.pipeline import Pipeline, Progress, TrainBatch
-from pipelines.bundle import save_bundle
-from pipelines.camera_distributions import CameraDistributionConfig, sample_cameras
-from pipelines.engine.distributed import DistributedContext, broadcast_module, data_parallel
+from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
+from pipelines.engine.distributed import DistributedContext, all_reduce_mean, broadcast_module, data_parallel
 from pipelines.gan.augment import blur_images
 from pipelines.gan.discriminator import Discriminator, DiscriminatorConfig
 from pipelines.gan.losses import (
@@ -28,10 +26,11 @@ from pipelines.gan.losses import (
     r1_penalty,
 )
 from pipelines.gan.schedules import blur_sigma, density_noise_std, ema_beta
+from pipelines.model import TriPlaneModel
 from pipelines.patch_gan.patch_sampler import PatchSamplerConfig, sample_patches
 from pipelines.engine.options import TrainConfig
 from pipelines.engine.trainer import TrainerConfig
-from renderers.cameras import Cameras
+from renderers.cameras import LABEL_SIZE, Cameras
 from renderers.patches import Patch, crop_patches
 from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig
 
@@ -140,10 +139,10 @@ def cpu_preset() -> PatchGanTrainConfig:
     )
 
 
-def resolve_model_config(config: PatchGanTrainConfig, dataset_has_labels: bool) -> PatchGanConfig:
+def resolve_model_config(config: PatchGanTrainConfig) -> PatchGanConfig:
     """Applies the top-level options (--resolution, --patch-resolution) to the nested configs."""
     model = config.model
-    label_dim = 25
+    label_dim = LABEL_SIZE
     patches = replace(model.patches, patch_resolution=config.patch_resolution, image_resolution=config.resolution)
     discriminator = replace(
         model.discriminator,
@@ -153,17 +152,7 @@ def resolve_model_config(config: PatchGanTrainConfig, dataset_has_labels: bool) 
         patch_conditioning=patches.mode != "full",
     )
     generator = replace(model.generator, c_dim=label_dim if model.losses.pose_conditioning else 0)
-    check_camera_source(model.cameras, dataset_has_labels)
     return replace(model, patches=patches, discriminator=discriminator, generator=generator)
-
-
-def check_camera_source(cameras: CameraDistributionConfig, dataset_has_labels: bool) -> None:
-    """Cameras drawn from the dataset need a dataset with camera labels."""
-    if cameras.source == "dataset" and not dataset_has_labels:
-        raise ValueError(
-            "--model.cameras.source dataset needs camera labels, but the dataset has none (no dataset.json labels); "
-            "use --model.cameras.source parametric with the yaw/pitch/radius/fov options"
-        )
 
 
 class PatchGanPipeline(Pipeline):
@@ -181,10 +170,13 @@ class PatchGanPipeline(Pipeline):
         context: DistributedContext = DistributedContext(),
     ) -> None:
         self.train_config = config
-        self.config = self._resolve_config(config, bool(getattr(dataset, "has_labels", False)))
+        self.config = self._resolve_config(config)
         self.device = device
-        self.dataset = dataset
         self.context = context
+        has_labels = bool(getattr(dataset, "has_labels", False))
+        self.camera_distribution = CameraDistribution.for_training(
+            self.config.cameras, dataset.labels if has_labels else None)
+        """The cameras fakes are rendered from; recorded with the generator so every consumer frames it alike."""
         self.batch_size = config.batch // context.world_size
         self.mixed_precision = config.mixed_precision and device.type == "cuda"
         self.rng = torch.Generator(device).manual_seed(config.seed * 7919 + context.rank)
@@ -205,9 +197,9 @@ class PatchGanPipeline(Pipeline):
         self.D_phase = data_parallel(self.D, context, device)
 
     # ----------------------------------------------------------------------------------- pieces
-    def _resolve_config(self, config: PatchGanTrainConfig, dataset_has_labels: bool) -> PatchGanConfig:
+    def _resolve_config(self, config: PatchGanTrainConfig) -> PatchGanConfig:
         """The nested model config with the top-level options applied (a hook for derived pipelines)."""
-        return resolve_model_config(config, dataset_has_labels)
+        return resolve_model_config(config)
 
     def _build_generator(self, seed: int, device: torch.device) -> torch.nn.Module:
         """The trained generator (a hook: a derived pipeline may wrap the tri-plane generator)."""
@@ -220,8 +212,9 @@ class PatchGanPipeline(Pipeline):
     def modules(self) -> list[torch.nn.Module]:
         return [self.G, self.G_ema, self.D]
 
-    def sample_cameras(self, batch_size: int, generator: torch.Generator) -> Cameras:
-        return sample_cameras(self.config.cameras, batch_size, generator, dataset=self.dataset)
+    def sample_cameras(self, batch_size: int, rng: torch.Generator) -> Cameras:
+        """Training cameras: the generator's camera distribution (the dataset's poses, or an orbit)."""
+        return self.camera_distribution.sample(batch_size, rng)
 
     def _generator_label(self, cameras: Cameras) -> Tensor | None:
         """The mapping's camera condition, swapped for a random camera with EG3D's probability."""
@@ -235,13 +228,23 @@ class PatchGanPipeline(Pipeline):
     def _discriminator_label(self, labels: Tensor) -> Tensor | None:
         return labels if self.config.losses.camera_conditioned_discriminator else None
 
+    def map_latents(self, generator: TriPlaneGenerator, z: Tensor, cameras: Cameras) -> Tensor:
+        """Training ws [b, num_ws, w_dim]: z mapped under the (possibly swapped) camera condition, untruncated."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
+            return generator.mapping(z, self._generator_label(cameras))
+
     def render_patches(
         self, generator: TriPlaneGenerator, z: Tensor, cameras: Cameras, patch: Patch, kimg: float
     ) -> Tensor:
         """Fake patches [b, 3, r, r] in [-1, 1] (training randomness on)."""
+        return self.render_patches_from_ws(generator, self.map_latents(generator, z, cameras), cameras, patch, kimg)
+
+    def render_patches_from_ws(
+        self, generator: TriPlaneGenerator, ws: Tensor, cameras: Cameras, patch: Patch, kimg: float
+    ) -> Tensor:
+        """Fake patches [b, 3, r, r] in [-1, 1] of training ws [b, num_ws, w_dim] (training randomness on)."""
         losses = self.config.losses
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
-            ws = generator.mapping(z, self._generator_label(cameras), update_w_avg=generator.training)
             planes = generator.synthesis(ws, noise_mode="random", generator=self.rng)
         noise = density_noise_std(kimg, losses.density_noise, losses.density_noise_kimg)
         field = generator.field(planes.float(), density_noise_std=noise, generator=self.rng)
@@ -276,12 +279,30 @@ class PatchGanPipeline(Pipeline):
         group = min(self.config.discriminator.mbstd_group_size, self.batch_size)
         return sample_patches(self.config.patches, self.batch_size, kimg, self.camera_rng, group).to(self.device)
 
+    def _mapping_network(self) -> torch.nn.Module:
+        """G's mapping network, whose w_avg (the truncation centre) the generator phase tracks."""
+        return self.G.mapping_network
+
+    def _fakes_and_mean_w(
+        self, generator: TriPlaneGenerator, z: Tensor, cameras: Cameras, patch: Patch, kimg: float
+    ) -> tuple[Tensor, Tensor]:
+        """The generator phase's forward: fake patches and the local batch mean of their w [w_dim], detached."""
+        ws = self.map_latents(generator, z, cameras)
+        mean_w = ws[:, 0].detach().float().mean(dim=0)
+        return self.render_patches_from_ws(generator, ws, cameras, patch, kimg), mean_w
+
+    def _track_w_avg(self, mean_w: Tensor) -> None:
+        """StyleGAN2's running mean of w, one step towards the batch mean over every process."""
+        global_mean_w = all_reduce_mean(mean_w, self.context)
+        self._mapping_network().track_w_avg(global_mean_w, self.config.generator.w_avg_beta)
+
     # ----------------------------------------------------------------------------------- phases
     def _generator_phase(self, kimg: float) -> dict[str, float]:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         z, cameras, patch = self._sample_fake_inputs(kimg)
-        fake = self.G_phase(self.render_patches, self.G, z, cameras, patch, kimg)
+        fake, mean_w = self.G_phase(self._fakes_and_mean_w, self.G, z, cameras, patch, kimg)
+        self._track_w_avg(mean_w)  # the one w_avg step of a training step
         logits = self._discriminate(fake, patch, self._discriminator_label(cameras.to_label()), kimg)
         loss = generator_loss(logits).mean()
         self.opt_G.zero_grad(set_to_none=True)
@@ -332,20 +353,10 @@ class PatchGanPipeline(Pipeline):
         return metrics
 
     # ----------------------------------------------------------------------------------- outputs
-    @torch.no_grad()
-    def render_images(self, z: Tensor, cameras: Cameras, resolution: int, truncation_psi: float = 1.0) -> Tensor:
-        c = cameras.to_label() if self.config.losses.pose_conditioning else None
-        planes = self.G_ema.generate_planes(z, c, truncation_psi=truncation_psi, noise_mode="const")
-        field = self.G_ema.field(planes)
-        return self.renderer.render_image(field, cameras, resolution).rgb.clamp(0, 1)
-
-    def evaluation_model(self) -> Any:
-        from pipelines.evaluation.generation import EvaluationModel
-
-        return EvaluationModel(self.G_ema, self.renderer, self.config.cameras, dataset=self.dataset)
-
-    def save_generator(self, directory: Path) -> None:
-        save_bundle(directory, self.G_ema, self.config.renderer, self.config.cameras, self.name)
+    def model(self) -> TriPlaneModel:
+        """The EMA generator with this run's renderer and camera distribution (shares the weights)."""
+        return TriPlaneModel(self.G_ema, self.renderer, self.camera_distribution, pipeline=self.name,
+                             image_resolution=self.train_config.resolution)
 
     def state_dict(self) -> dict[str, Any]:
         return {

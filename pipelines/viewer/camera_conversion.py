@@ -19,9 +19,6 @@ import torch
 from renderers.cameras import Cameras
 from renderers.rays import RayBundle, intersect_box
 
-WORLD_UP = (0.0, 1.0, 0.0)
-"""The world's up direction (renderers/cameras.py); the viewer orbits about it."""
-
 
 @dataclass(frozen=True)
 class ViewCamera:

@@ -6,8 +6,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pipelines.model import GeneratorModel
 from pipelines.viewer.camera_conversion import ViewCamera, cameras_from_view, view_image_size, view_rays
 from pipelines.viewer.settings import ViewSettings
+from renderers.cameras import Cameras
 from renderers.occupancy import OccupancyGrid
 from renderers.volume_renderer import RenderedImages, VolumeRenderer, VolumeRendererConfig
 
@@ -30,6 +32,38 @@ def render_view(
     rays = view_rays(cameras, height, width, renderer_config.box_half_size)
     renderer = VolumeRenderer(renderer_config)
     return renderer.render_rays(field, rays, occupancy=occupancy).to_images(height, width)
+
+
+@torch.inference_mode()
+def render_final_view(
+    model: GeneratorModel,
+    scene: Tensor,
+    ws: Tensor,
+    camera: ViewCamera,
+    height: int,
+    renderer: VolumeRenderer,
+) -> RenderedImages:
+    """The model's final images (e.g. EG3D's super-resolved ones, which are square) for a browser camera.
+
+    A square image wide enough for the canvas is rendered with the view's pixel size, and the
+    canvas is cut from its centre: the same picture a direct render of the canvas would frame.
+    """
+    height, width = view_image_size(height, camera.aspect, max_width=int(MAX_ASPECT * height))
+    cameras, side = square_view_cameras(camera, height, width, model.device)
+    images = model.render_scene(scene, ws, cameras, side, renderer)
+    top, left = (side - height) // 2, (side - width) // 2
+    crop = lambda t: t[..., top : top + height, left : left + width]  # noqa: E731
+    return RenderedImages(rgb=crop(images.rgb), depth=crop(images.depth), opacity=crop(images.opacity),
+                          num_field_evaluations=images.num_field_evaluations)
+
+
+def square_view_cameras(camera: ViewCamera, height: int, width: int, device: torch.device) -> tuple[Cameras, int]:
+    """A square camera of side max(height, width) pixels with the view's centre, orientation and pixel size."""
+    view = cameras_from_view(camera, device)
+    side = max(height, width)
+    focal = float(view.intrinsics[0, 1, 1]) * height / side  # normalized by the side instead of the height
+    intrinsics = torch.tensor([[focal, 0.0, 0.5], [0.0, focal, 0.5], [0.0, 0.0, 1.0]], device=device)
+    return Cameras(view.cam2world, intrinsics[None]), side
 
 
 def to_display_image(images: RenderedImages, settings: ViewSettings) -> np.ndarray:

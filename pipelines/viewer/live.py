@@ -5,13 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from epigraf_field.generator import TriPlaneGenerator
-from pipelines.camera_distributions import CameraDistributionConfig
+from pipelines.model import GeneratorModel
+from pipelines.pipeline import Pipeline
 from pipelines.viewer.server import GeneratorViewer, ViewerConfig
 from renderers.cameras import Cameras
-from renderers.volume_renderer import VolumeRendererConfig
 
 
 @dataclass
@@ -35,37 +32,20 @@ class LiveViewerConfig(ViewerConfig):
 class LiveViewer:
     """Shows a training run's EMA generator in the browser.
 
-    The trainer calls :meth:`start` once, :meth:`update_generator` once per tick from the training
+    The trainer calls :meth:`start` once, :meth:`update_model` once per tick from the training
     thread (an in-place copy of the weights under a lock; rendering uses the other buffer, so it never
     sees a half-updated model and training never waits for a frame) and :meth:`stop` at the end.
     """
 
-    def __init__(
-        self,
-        generator: TriPlaneGenerator,
-        renderer_config: VolumeRendererConfig | None = None,
-        camera_config: CameraDistributionConfig | None = None,
-        config: ViewerConfig | None = None,
-        cameras: Cameras | None = None,
-    ) -> None:
+    def __init__(self, model: GeneratorModel, config: ViewerConfig | None = None, cameras: Cameras | None = None) -> None:
         self.config = LiveViewerConfig() if config is None else config
-        self.viewer = GeneratorViewer(
-            generator, renderer_config, camera_config, self.config, cameras=cameras, title="epigraf · live training"
-        )
+        self.viewer = GeneratorViewer(model, self.config, cameras=cameras, title="epigraf · live training")
         self.ticks = 0
 
     @classmethod
-    def from_pipeline(cls, pipeline: object, config: ViewerConfig | None = None, num_cameras: int = 32) -> LiveViewer:
-        """A viewer on ``pipeline.G_ema`` with the pipeline's renderer config and cameras (patch-gan, eg3d)."""
-        generator = getattr(pipeline, "G_ema", None)
-        model = getattr(pipeline, "config", None)
-        if generator is None or not hasattr(model, "renderer") or not hasattr(model, "cameras"):
-            raise ValueError(
-                f"LiveViewer.from_pipeline needs a pipeline with G_ema, config.renderer and config.cameras; "
-                f"{type(pipeline).__name__} lacks one: build LiveViewer(generator, renderer_config, camera_config) instead"
-            )
-        cameras = pipeline.sample_cameras(num_cameras, torch.Generator().manual_seed(0)) if num_cameras > 0 else None
-        return cls(generator, model.renderer, model.cameras, config, cameras)
+    def from_pipeline(cls, pipeline: Pipeline, config: ViewerConfig | None = None) -> LiveViewer:
+        """A viewer on the pipeline's EMA generator, framed by its camera distribution."""
+        return cls(pipeline.model(), config)
 
     @property
     def url(self) -> str | None:
@@ -75,10 +55,10 @@ class LiveViewer:
         """Starts serving; returns the URL (also printed)."""
         return self.viewer.start()
 
-    def update_generator(self, generator: TriPlaneGenerator) -> None:
+    def update_model(self, model: GeneratorModel) -> None:
         """New EMA weights (call once per tick from the training thread); connected browsers refresh."""
         self.ticks += 1
-        self.viewer.update_generator(generator)
+        self.viewer.update_model(model)
 
     def stop(self) -> None:
         self.viewer.stop()
@@ -89,4 +69,3 @@ class LiveViewer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from epigraf_field.generator import TriPlaneGenerator
-from pipelines.camera_distributions import CameraDistributionConfig, sample_cameras
+from pipelines.camera_distributions import CameraDistribution
 from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes, save_mesh
+from pipelines.model import GeneratorModel
 from pipelines.viewer.camera_conversion import (
     ViewCamera,
     cameras_from_view,
@@ -22,12 +23,12 @@ from pipelines.viewer.camera_conversion import (
     matrix_to_quaternion,
     view_from_cameras,
 )
-from pipelines.viewer.frame import render_view, to_display_image
+from pipelines.viewer.frame import render_final_view, render_view, to_display_image
 from pipelines.viewer.generator_copy import GeneratorCopy, LatentCache
 from pipelines.viewer.render_worker import Quality, RenderWorker, RenderWorkerConfig
 from pipelines.viewer.settings import OUTPUTS, VIEW_SAMPLERS, ViewSettings
 from renderers.cameras import Cameras
-from renderers.volume_renderer import VolumeRendererConfig
+from renderers.volume_renderer import VolumeRenderer
 
 CAMERA_SEED = 2024
 """Seed of the dataset-like cameras drawn for the frustums (fixed so every session shows the same)."""
@@ -100,31 +101,16 @@ def find_free_port(host: str, port: int, attempts: int = 200) -> int:
     raise OSError(f"no free port in {port}..{port + attempts - 1} on {host}; pass another --port")
 
 
-def reset_view(camera_config: CameraDistributionConfig, cameras: Cameras | None) -> ViewCamera:
-    """A dataset-like pose: the mean yaw, pitch, radius and fov of the camera distribution.
-
-    A parametric distribution gives its stated means; a dataset's cameras give their circular mean
-    yaw and mean pitch, radius and fov.
-    """
-    if camera_config.source == "dataset" and cameras is not None and len(cameras) > 0:
-        yaw, pitch, radius = cameras.to_spherical()
-        mean_yaw = torch.atan2(torch.sin(yaw).mean(), torch.cos(yaw).mean())
-        fov = float(cameras.fov_degrees.mean())
-        pose = Cameras.from_spherical(mean_yaw[None], pitch.mean()[None], float(radius.mean()), fov)
-    else:
-        yaw = 0.0 if camera_config.angles == "sphere" else math.radians(camera_config.yaw_mean_degrees)
-        pitch = 0.0 if camera_config.angles == "sphere" else math.radians(camera_config.pitch_mean_degrees)
-        pose = Cameras.from_spherical(
-            torch.tensor([yaw]), torch.tensor([pitch]), camera_config.radius, camera_config.fov_degrees
-        )
-    return view_from_cameras(pose)
+def reset_view(cameras: CameraDistribution) -> ViewCamera:
+    """A dataset-like pose: the centre pose (mean yaw, pitch, radius and fov) of the camera distribution."""
+    return view_from_cameras(cameras.center_pose())
 
 
-def distribution_cameras(camera_config: CameraDistributionConfig, count: int) -> Cameras | None:
-    """``count`` cameras of a parametric distribution (a dataset's cameras must be passed in)."""
-    if count <= 0 or camera_config.source != "parametric":
+def distribution_cameras(cameras: CameraDistribution, count: int) -> Cameras | None:
+    """``count`` cameras of the distribution, drawn as frustums (a fixed seed: every session shows the same)."""
+    if count <= 0:
         return None
-    return sample_cameras(camera_config, count, torch.Generator().manual_seed(CAMERA_SEED))
+    return cameras.sample(count, torch.Generator().manual_seed(CAMERA_SEED))
 
 
 class GeneratorViewer:
@@ -137,23 +123,20 @@ class GeneratorViewer:
 
     def __init__(
         self,
-        generator: TriPlaneGenerator,
-        renderer_config: VolumeRendererConfig | None = None,
-        camera_config: CameraDistributionConfig | None = None,
+        model: GeneratorModel,
         config: ViewerConfig | None = None,
         cameras: Cameras | None = None,
         title: str = "epigraf",
     ) -> None:
         self.config = ViewerConfig() if config is None else config
-        self.renderer_config = VolumeRendererConfig() if renderer_config is None else renderer_config
-        self.camera_config = CameraDistributionConfig() if camera_config is None else camera_config
+        self.renderer_config = model.renderer.config
         self.title = title
         self.cameras = cameras.to("cpu") if cameras is not None else distribution_cameras(
-            self.camera_config, self.config.num_frustums
+            model.cameras, self.config.num_frustums
         )
-        self.home = reset_view(self.camera_config, self.cameras)
+        self.home = reset_view(model.cameras)
         self._condition_camera = cameras_from_view(self.home)
-        self._generator = GeneratorCopy(generator, self.config.device)
+        self._generator = GeneratorCopy(model, self.config.device)
         self._cache = LatentCache()
         self._settings = ViewSettings(
             seed=self.config.seed, seed_b=self.config.seed + 1, truncation_psi=self.config.truncation_psi,
@@ -227,9 +210,9 @@ class GeneratorViewer:
             self.worker.invalidate()
         return new
 
-    def update_generator(self, generator: TriPlaneGenerator) -> None:
+    def update_model(self, model: GeneratorModel) -> None:
         """Copies new weights (e.g. the EMA generator after a tick); clients are redrawn at full quality."""
-        self._generator.update(generator)
+        self._generator.update(model)
         self.worker.invalidate(skip_preview=True)
 
     @property
@@ -245,14 +228,15 @@ class GeneratorViewer:
         return 0 if self.server is None else len(self.server.get_clients())
 
     # --------------------------------------------------------------------------------- rendering
-    def _field(self, settings: ViewSettings):
-        generator, version = self._generator.acquire()
-        planes = self._cache.planes(generator, version, settings.latent_key, self._condition_camera)
-        return generator.field(planes), version
+    def _scene(self, settings: ViewSettings) -> tuple[GeneratorModel, Tensor, Tensor, int]:
+        model, version = self._generator.acquire()
+        scene, ws = self._cache.scene(model, version, settings.latent_key, self._condition_camera)
+        return model, scene, ws, version
 
     def _render(self, camera: ViewCamera, quality: Quality) -> np.ndarray:
         settings = self.settings
-        field, version = self._field(settings)
+        model, scene, ws, version = self._scene(settings)
+        field = model.field(scene)
         renderer_config = settings.renderer_config(self.renderer_config)
         occupancy = None
         if renderer_config.sampler == "occupancy":
@@ -261,7 +245,10 @@ class GeneratorViewer:
         if quality == "preview":
             height = max(8, int(round(settings.resolution * self.config.preview_fraction)))
         start = time.monotonic()
-        images = render_view(field, camera, height, renderer_config, occupancy)
+        if settings.output == "rgb" and not model.renders_directly:
+            images = render_final_view(model, scene, ws, camera, height, VolumeRenderer(renderer_config))
+        else:
+            images = render_view(field, camera, height, renderer_config, occupancy)
         image = to_display_image(images, settings)
         self.status = (
             f"{quality} {image.shape[1]}x{image.shape[0]} in {1000 * (time.monotonic() - start):.0f} ms"
@@ -311,8 +298,8 @@ class GeneratorViewer:
         settings = self.settings
 
         def work():
-            field, _ = self._field(settings)
-            return extract_meshes(field, 1, mesh_config, self._generator.device, require_surface=True)[0]
+            model, scene, _, _ = self._scene(settings)
+            return extract_meshes(model.field(scene), 1, mesh_config, self._generator.device, require_surface=True)[0]
 
         mesh = self.worker.submit(work).result()
         if path is None:

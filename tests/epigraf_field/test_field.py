@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from epigraf_field.decoder import MLPDecoder
 from epigraf_field.field import (
-    PlanesField,
+    TriPlaneField,
     TriPlaneFieldConfig,
     aggregate_plane_features,
     project_onto_planes,
@@ -74,7 +74,7 @@ def constant_field(raw_density: float, density_shift: float = 0.0, num_features:
             layer.weight.zero_()
         decoder.layers[-1].bias.copy_(torch.cat([torch.tensor([raw_density]), torch.linspace(-2, 2, out - 1)]))
     planes = torch.randn(2, 3, 4, R, R, generator=torch.Generator().manual_seed(0))
-    return PlanesField(planes, decoder, config, **kwargs)
+    return TriPlaneField(planes, decoder, config, **kwargs)
 
 
 def test_softplus_density_with_shift_and_zero_outside_the_box():

@@ -27,13 +27,26 @@ def test_conditioning_changes_w_and_is_required(generator):
         mapping(z)
 
 
-def test_w_avg_changes_only_when_asked(generator):
-    mapping = MappingNetwork(z_dim=8, c_dim=0, w_dim=12, num_ws=2, num_layers=2, w_avg_beta=0.5)
+def test_forward_never_moves_w_avg_even_in_train_mode(generator):
+    mapping = MappingNetwork(z_dim=8, c_dim=0, w_dim=12, num_ws=2, num_layers=2, w_avg_beta=0.5).train()
+    mapping.w_avg.copy_(torch.randn(12, generator=generator))
+    before = mapping.w_avg.clone()
     z = torch.randn(4, 8, generator=generator)
     mapping(z)
-    assert torch.equal(mapping.w_avg, torch.zeros(12))
-    ws = mapping(z, update_w_avg=True)
-    assert torch.allclose(mapping.w_avg, 0.5 * ws[:, 0].mean(dim=0), atol=1e-6)
+    mapping(z, truncation_psi=0.7)
+    mapping(z).sum().backward()
+    assert torch.equal(mapping.w_avg, before)
+
+
+def test_track_w_avg_lerps_towards_the_given_mean(generator):
+    mapping = MappingNetwork(z_dim=8, c_dim=0, w_dim=3, num_ws=2, num_layers=2)
+    mapping.track_w_avg(torch.tensor([1.0, -2.0, 4.0]), beta=0.75)
+    assert torch.allclose(mapping.w_avg, torch.tensor([0.25, -0.5, 1.0]))  # 0.75 * 0 + 0.25 * mean
+    mapping.track_w_avg(torch.tensor([1.0, -2.0, 4.0]), beta=0.5)
+    assert torch.allclose(mapping.w_avg, torch.tensor([0.625, -1.25, 2.5]))  # 0.5 * old + 0.5 * mean
+    assert "w_avg" in mapping.state_dict(), "w_avg is saved with the weights, so resume stays exact"
+    with pytest.raises(ValueError, match="mean w of shape"):
+        mapping.track_w_avg(torch.zeros(4), beta=0.5)
 
 
 def test_truncation(generator):

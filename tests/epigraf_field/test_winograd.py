@@ -1,12 +1,22 @@
 """Winograd F(4x4, 3x3) convolution: same values and gradients as conv2d, and when it is used."""
 
+import os
+import subprocess
+import sys
+import threading
+
 import pytest
 import torch
 import torch.nn.functional as F
 from jaxtyping import TypeCheckError
 
 from epigraf_field.layers import resampled_conv2d
-from epigraf_field.winograd import conv3x3_algorithm, use_winograd, winograd_conv2d_3x3
+from epigraf_field.winograd import (
+    conv3x3_algorithm,
+    current_conv3x3_algorithm,
+    use_winograd,
+    winograd_conv2d_3x3,
+)
 
 
 @pytest.mark.parametrize("shape", [(2, 8, 12, 12), (1, 5, 13, 10), (3, 4, 1, 7), (2, 16, 32, 32)])
@@ -70,6 +80,59 @@ def test_same_padded_convolutions_route_through_it():
         direct = resampled_conv2d(x, weight)
     assert not fast.is_contiguous(), "the Winograd path returns channels-last tensors"
     torch.testing.assert_close(fast, direct, rtol=1e-4, atol=1e-4)
+
+
+def test_forcing_an_algorithm_on_one_thread_leaves_other_threads_alone():
+    default = current_conv3x3_algorithm()
+    forced_name = "direct" if default != "direct" else "winograd"
+    wide_x, wide_weight = torch.zeros(1, 256, 32, 32), torch.zeros(256, 256, 3, 3)
+    default_uses_winograd = use_winograd(wide_x, wide_weight, groups=1)
+    forced, read = threading.Event(), threading.Event()
+    seen = {}
+
+    def forcing_thread():
+        with conv3x3_algorithm(forced_name):
+            seen["forcing"] = current_conv3x3_algorithm()
+            forced.set()
+            read.wait(timeout=30)  # keep the block open while the other thread reads
+        seen["forcing_after"] = current_conv3x3_algorithm()
+
+    def reading_thread():
+        forced.wait(timeout=30)
+        seen["reading"] = current_conv3x3_algorithm()
+        seen["reading_uses_winograd"] = use_winograd(wide_x, wide_weight, groups=1)
+        read.set()
+
+    threads = [threading.Thread(target=forcing_thread), threading.Thread(target=reading_thread)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert forced.is_set() and read.is_set()
+    assert seen["forcing"] == forced_name
+    assert seen["reading"] == default, "another thread's override leaked into this one"
+    assert seen["reading_uses_winograd"] == default_uses_winograd
+    assert seen["forcing_after"] == default
+    assert current_conv3x3_algorithm() == default
+
+
+def test_blocks_nest_and_restore_the_outer_choice():
+    with conv3x3_algorithm("winograd"):
+        with conv3x3_algorithm("direct"):
+            assert current_conv3x3_algorithm() == "direct"
+        assert current_conv3x3_algorithm() == "winograd"
+
+
+def test_the_environment_is_read_once_at_import(monkeypatch):
+    default = current_conv3x3_algorithm()
+    monkeypatch.setenv("EPIGRAF_CONV3X3", "direct" if default != "direct" else "winograd")
+    assert current_conv3x3_algorithm() == default
+    code = "from epigraf_field.winograd import current_conv3x3_algorithm as c; print(c())"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "EPIGRAF_CONV3X3": "direct", "PYTHONPATH": root}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "direct"
 
 
 def test_unknown_algorithm_is_rejected():

@@ -27,3 +27,12 @@ def test_train_benchmark_row_reports_timings_both_ways():
                    "--warmup", "0", "--batch", "2", "--threads", "1", "--conv3x3", algorithm)
         timing = json.loads(next(line for line in out.splitlines() if line.startswith("ROW "))[4:])
         assert timing["seconds"] > 0 and timing["synthesis"] > 0 and timing["peak_bytes"] > 0
+
+
+def test_data_benchmark_prints_loader_and_training_rows():
+    out = _run("benchmarks/data.py", "--images", "6", "--batch", "2", "--steps", "2", "--train-steps", "1",
+               "--workers", "0", "1", "--train-workers", "0", "--resolutions", "64")
+    rows = [line.split() for line in out.splitlines() if line.startswith(("loader", "train_step"))]
+    loader = [r for r in rows if r[0] == "loader"]
+    assert [(r[-5], r[-4]) for r in loader] == [("64", "0"), ("64", "1")]
+    assert len(rows) == 4 and all(float(r[-3]) > 0 for r in rows)

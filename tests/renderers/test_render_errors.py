@@ -54,7 +54,14 @@ def test_bad_patches(scales, offsets, message):
 
 def test_patch_offset_tolerance_accepts_rounding():
     scale = torch.tensor([0.3])
-    Patch(scale, (1.0 - scale).expand(1, 2) + 1e-7)
+    # 1e-7 past the far edge is float rounding: accepted as given (not clamped, not rejected) ...
+    offsets = (1.0 - scale).expand(1, 2) + 1e-7
+    patch = Patch(scale, offsets)
+    assert torch.equal(patch.offsets, offsets)
+    assert torch.equal(patch.scales, scale)
+    # ... while 1e-3 past it is a patch outside the image.
+    with pytest.raises(ValueError, match="Patch.offsets must lie in"):
+        Patch(scale, (1.0 - scale).expand(1, 2) + 1e-3)
 
 
 def test_bad_patch_shapes():

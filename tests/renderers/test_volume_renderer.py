@@ -9,6 +9,7 @@ import pytest
 import torch
 from tests.renderers.helpers import RandomTriPlaneField, psnr
 
+from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
 from renderers.analytic import SphereField
 from renderers.cameras import Cameras
 from renderers.patches import Patch, crop_patches
@@ -75,10 +76,6 @@ def test_occupancy_matches_dense_rendering_on_a_random_triplane_field(random_fie
 
 
 def test_occupancy_with_a_tri_plane_generator():
-    try:
-        from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
-    except ImportError:
-        pytest.skip("epigraf_field not built yet")
     config = dataclasses.replace(TriPlaneGeneratorConfig.small(), plane_resolution=16, decoder_backend="torch")
     generator = TriPlaneGenerator(config, seed=0)
     with torch.no_grad():

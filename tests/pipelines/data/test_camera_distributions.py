@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from pipelines.data import CameraDistributionConfig, DatasetConfig, ImageDataset, config_from_json, config_to_json, sample_cameras
+from epigraf_field.config_io import config_from_json, config_to_json
+from pipelines.camera_distributions import CameraDistributionConfig, sample_cameras
+from pipelines.data import DatasetConfig, ImageDataset
 
 
 def _looks_at_origin(cams) -> None:
@@ -62,7 +64,7 @@ def test_same_generator_seed_gives_same_cameras():
 
 def test_dataset_poses_are_drawn_from_the_labels(synth_dir, generator):
     dataset = ImageDataset(DatasetConfig(path=synth_dir / "dataset.zip", resolution=32))
-    cams = sample_cameras(CameraDistributionConfig.from_dataset(), 64, generator, dataset=dataset)
+    cams = sample_cameras(CameraDistributionConfig.from_dataset(), 64, generator, poses=dataset.labels)
     labels = cams.to_label()
     distances = (labels[:, None, :] - dataset.labels[None, :, :]).abs().amax(dim=-1)
     assert distances.min(dim=1).values.max() < 1e-6
@@ -70,7 +72,7 @@ def test_dataset_poses_are_drawn_from_the_labels(synth_dir, generator):
 
 
 def test_dataset_source_needs_labels(generator):
-    with pytest.raises(ValueError, match="needs a dataset with camera labels"):
+    with pytest.raises(ValueError, match="needs the dataset's camera labels"):
         sample_cameras(CameraDistributionConfig.from_dataset(), 4, generator)
 
 

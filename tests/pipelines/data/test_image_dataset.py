@@ -13,7 +13,8 @@ import torch
 from tests.pipelines.data.data_test_utils import png_bytes, random_image, write_zip
 from PIL import Image
 
-from pipelines.data import DatasetConfig, ImageDataset, config_from_json, config_to_json
+from epigraf_field.config_io import config_from_json, config_to_json
+from pipelines.data import DatasetConfig, ImageDataset
 
 
 def _expected(synth_dir):

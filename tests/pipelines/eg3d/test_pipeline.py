@@ -12,14 +12,14 @@ from pipelines.pipeline import Progress
 from pipelines.engine.data_loader import BatchStream
 from pipelines.engine.checkpoints import find_latest_checkpoint
 from pipelines.cli.train import parse_config
-from pipelines.camera_distributions import CameraDistributionConfig
-from pipelines.eg3d.evaluation import Eg3dEvaluationModel
+from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
 from pipelines.eg3d.generator import load_eg3d_bundle
+from pipelines.eg3d.model import Eg3dModel
 from epigraf_field.config_io import config_from_dict, config_to_dict
 from pipelines.eg3d.pipeline import Eg3dPipeline, Eg3dTrainConfig, neural_resolution
 from pipelines.eg3d.superresolution import SuperResolution, SuperResolutionConfig
-from pipelines.evaluation.generation import EvaluationModel
-from pipelines.evaluation.metrics import bundle_consistency
+from pipelines.evaluation.metrics import model_consistency
+from pipelines.model import TriPlaneModel, open_model, render
 from pipelines.engine.trainer import Trainer
 from tests.pipelines.eg3d.tiny import tiny_eg3d_config
 from tests.pipelines.tiny import TinyDataset
@@ -32,6 +32,10 @@ def _pipeline(dataset_size=8, **overrides):
     return Eg3dPipeline(config, CPU, TinyDataset(size=dataset_size)), config
 
 
+def _stream(config, dataset_size=8):
+    return BatchStream(TinyDataset(size=dataset_size), config.batch, seed=0)
+
+
 def _params(module):
     return [p.detach().clone() for p in module.parameters()]
 
@@ -42,7 +46,7 @@ def _changed(before, module):
 
 def test_every_phase_runs_for_two_iterations_and_updates_its_network():
     pipeline, config = _pipeline()
-    stream = BatchStream(pipeline.dataset, config.batch, seed=0)
+    stream = _stream(config)
     triplane, sr = _params(pipeline.G.triplane), _params(pipeline.G.superresolution)
     d_before, ema_before = _params(pipeline.D), _params(pipeline.G_ema)
     per_step = []
@@ -155,7 +159,7 @@ def test_superresolution_is_a_residual_on_the_upsampled_render():
 
 def test_state_dict_round_trip_reproduces_the_next_step():
     pipeline, config = _pipeline()
-    stream = BatchStream(pipeline.dataset, config.batch, seed=0)
+    stream = _stream(config)
     pipeline.train_step(stream.batch(0, CPU), Progress(0, 0))
     state = copy.deepcopy(pipeline.state_dict())
     expected = pipeline.train_step(stream.batch(1, CPU), Progress(1, 2))
@@ -166,14 +170,15 @@ def test_state_dict_round_trip_reproduces_the_next_step():
 
 def test_saved_bundle_renders_the_same_super_resolved_images(tmp_path):
     pipeline, config = _pipeline()
-    pipeline.save_generator(tmp_path)
+    pipeline.model().save(tmp_path)
     loaded = load_eg3d_bundle(tmp_path)
     assert loaded.neural_resolution == config.patch_resolution and loaded.bundle.pipeline == "eg3d"
-    z = torch.randn(2, pipeline.z_dim, generator=torch.Generator().manual_seed(3))
+    z = torch.randn(2, config.model.generator.z_dim, generator=torch.Generator().manual_seed(3))
     cameras = pipeline.sample_cameras(2, torch.Generator().manual_seed(4))
-    expected = pipeline.render_images(z, cameras, config.resolution)
-    model = Eg3dEvaluationModel.from_eg3d_bundle(loaded)
-    got = model.render(z, cameras, config.resolution).rgb
+    expected = render(pipeline.model(), z, cameras, config.resolution).rgb
+    model = open_model(tmp_path)
+    assert isinstance(model, Eg3dModel) and not model.renders_directly
+    got = render(model, z, cameras, config.resolution).rgb
     assert got.shape == (2, 3, config.resolution, config.resolution)
     assert torch.allclose(got, expected, atol=1e-5)
     assert json.loads((tmp_path / "superresolution.json").read_text())["config"]["output_resolution"] == 32
@@ -181,7 +186,7 @@ def test_saved_bundle_renders_the_same_super_resolved_images(tmp_path):
 
 def test_bundle_without_superresolution_is_refused_with_a_clear_message(tmp_path):
     pipeline, _ = _pipeline()
-    pipeline.save_generator(tmp_path)
+    pipeline.model().save(tmp_path)
     (tmp_path / "superresolution.json").unlink()
     with pytest.raises(FileNotFoundError, match="super-resolution"):
         load_eg3d_bundle(tmp_path)
@@ -200,12 +205,13 @@ def test_super_resolved_render_of_a_trained_toy_is_less_consistent_than_its_raw_
     pipeline, config = _pipeline(dataset_size=16)
     config.model.superresolution = replace(config.model.superresolution, use_noise=True)
     pipeline = Eg3dPipeline(config, CPU, TinyDataset(size=16))
-    stream = BatchStream(pipeline.dataset, config.batch, seed=0)
+    stream = _stream(config, 16)
     for step in range(30):
         pipeline.train_step(stream.batch(step, CPU), Progress(step, step * config.batch))
-    raw = EvaluationModel(pipeline.G_ema.triplane, pipeline.renderer, CameraDistributionConfig.synthetic("frontal"))
-    sr = Eg3dEvaluationModel.from_generator(pipeline.G_ema, raw, config.patch_resolution)
-    score = lambda model: bundle_consistency(model, 8, config.resolution, torch.Generator().manual_seed(0))  # noqa: E731
+    frontal = CameraDistribution(CameraDistributionConfig.synthetic("frontal"))
+    raw = TriPlaneModel(pipeline.G_ema.triplane, pipeline.renderer, frontal)
+    sr = pipeline.model().with_options(cameras=frontal)
+    score = lambda model: model_consistency(model, 8, config.resolution, torch.Generator().manual_seed(0))  # noqa: E731
     raw_psnr, sr_psnr = score(raw), score(sr)
     assert raw_psnr > 35.0
     assert sr_psnr < raw_psnr - 2.0
@@ -246,10 +252,8 @@ def test_trainer_run_writes_checkpoint_snapshots_and_a_renderable_bundle(tmp_pat
     snapshots = {p.name for p in (tmp_path / "snapshots").iterdir()}
     assert {"reals.png", "fakes-init.png"} <= snapshots and len(snapshots) >= 4
     assert (tmp_path / "turntable.gif").stat().st_size > 0
-    loaded = load_eg3d_bundle(tmp_path)
-    image = Eg3dEvaluationModel.from_eg3d_bundle(loaded).render(
-        torch.randn(1, loaded.bundle.generator.config.z_dim), dataset_cameras(dataset), config.resolution
-    ).rgb
+    model = open_model(tmp_path)
+    image = render(model, torch.randn(1, model.z_dim), dataset_cameras(dataset), config.resolution).rgb
     assert image.shape == (1, 3, 32, 32) and torch.isfinite(image).all()
 
 

@@ -33,6 +33,18 @@ def _flat(modules) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for m in modules for p in m.parameters()])
 
 
+def _record_local_mean_w(pipeline, local_means: list) -> None:
+    """Keeps each generator phase's local batch mean of w, as the phase computes it before averaging."""
+    fakes_and_mean_w = pipeline._fakes_and_mean_w
+
+    def recording(*args, **kwargs):
+        fake, mean_w = fakes_and_mean_w(*args, **kwargs)
+        local_means.append(mean_w.clone())
+        return fake, mean_w
+
+    pipeline._fakes_and_mean_w = recording
+
+
 def _worker(rank: int, world_size: int, port: int, result_dir: str, name: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
@@ -44,6 +56,8 @@ def _worker(rank: int, world_size: int, port: int, result_dir: str, name: str) -
     pipeline = pipeline_class(config, torch.device("cpu"), dataset, context)
     stream = BatchStream(dataset, config.batch, config.seed, context.rank, context.world_size)
     before = _flat([pipeline.G])
+    local_means = []
+    _record_local_mean_w(pipeline, local_means)
     # Step 0 runs the lazy regularizers (R1, and EG3D's density regularization); step 1 does not.
     for step in range(2):
         metrics = pipeline.train_step(stream.batch(step, torch.device("cpu")), Progress(step, step * config.batch))
@@ -59,7 +73,8 @@ def _worker(rank: int, world_size: int, port: int, result_dir: str, name: str) -
     wrapped = [isinstance(pipeline.G_phase, DistributedDataParallel),
                isinstance(pipeline.D_phase, DistributedDataParallel)]
     torch.save({"gathered": gathered, "w_avg": gathered_w_avg, "changed": not torch.equal(before, _flat([pipeline.G])),
-                "indices": stream.indices(0), "wrapped": wrapped, "metrics": sorted(metrics)},
+                "indices": stream.indices(0), "wrapped": wrapped, "metrics": sorted(metrics),
+                "local_means": torch.stack(local_means)},
                os.path.join(result_dir, f"rank{rank}.pt"))
     del pipeline
     shutdown(context)
@@ -73,5 +88,12 @@ def test_two_gloo_processes_keep_identical_parameters(tmp_path, name):
     gathered = results[0]["gathered"]
     assert torch.equal(gathered[0], gathered[1]), "parameters differ across ranks after two steps"
     assert torch.equal(results[0]["w_avg"][0], results[0]["w_avg"][1]), "the mapping's w average differs across ranks"
+    assert [len(r["local_means"]) for r in results] == [2, 2], "w_avg moves once per step"
+    # Equal local batches: the mean of the ranks' means is the whole batch's, which one process would track.
+    beta = PIPELINES[name][1]().model.generator.w_avg_beta
+    expected = torch.zeros_like(results[0]["w_avg"][0])
+    for step in range(2):
+        expected = ((results[0]["local_means"][step] + results[1]["local_means"][step]) / 2).lerp(expected, beta)
+    torch.testing.assert_close(results[0]["w_avg"][0], expected)
     assert results[0]["changed"] and results[1]["changed"]
     assert set(results[0]["indices"]).isdisjoint(results[1]["indices"]), "ranks must see different real images"

@@ -70,13 +70,13 @@ def test_live_viewer_follows_the_ema_generator_every_tick(tmp_path, monkeypatch)
     from pipelines.viewer import LiveViewer
 
     updates = []
-    original = LiveViewer.update_generator
-    monkeypatch.setattr(LiveViewer, "update_generator", lambda self, g: (updates.append(g), original(self, g)))
+    original = LiveViewer.update_model
+    monkeypatch.setattr(LiveViewer, "update_model", lambda self, m: (updates.append(m), original(self, m)))
     trainer = _trainer(tmp_path, kimg=0.004)
     trainer.config.viewer = True
     trainer.config.viewer_port = 18230
     trainer.run()
-    assert len(updates) == 2 and all(g is trainer.pipeline.G_ema for g in updates)
+    assert len(updates) == 2 and all(m.network is trainer.pipeline.G_ema for m in updates)
 
 
 def test_metrics_are_logged_with_the_ticks_they_are_due(tmp_path):

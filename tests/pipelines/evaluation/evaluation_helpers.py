@@ -32,7 +32,7 @@ def make_tiny_bundle(directory: Path, seed: int = 0) -> Path:
     """Saves a tiny random generator (planes 3 x 4 x 8 x 8) with an 8 + 8 sample renderer."""
     from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
     from pipelines.bundle import save_bundle
-    from pipelines.camera_distributions import CameraDistributionConfig
+    from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
     from renderers.volume_renderer import VolumeRendererConfig
 
     config = TriPlaneGeneratorConfig(
@@ -41,8 +41,8 @@ def make_tiny_bundle(directory: Path, seed: int = 0) -> Path:
     )
     generator = TriPlaneGenerator(config, seed=seed)
     renderer = VolumeRendererConfig(sampler="importance", num_coarse=8, num_fine=8, background="white")
-    cameras = CameraDistributionConfig.synthetic("360")
-    return save_bundle(directory, generator, renderer, cameras, "patch-gan")
+    cameras = CameraDistribution(CameraDistributionConfig.synthetic("360"))
+    return save_bundle(directory, generator, renderer, cameras, "patch-gan", image_resolution=16)
 
 
 def make_image_folder(directory: Path, count: int = 4, resolution: int = 16, meshes: int = 0, seed: int = 0) -> Path:
@@ -69,20 +69,34 @@ def make_image_folder(directory: Path, count: int = 4, resolution: int = 16, mes
 
 
 class AnalyticModel:
-    """A batch of identical analytic fields behind the interface the metrics use (z is ignored)."""
+    """An analytic field behind the generator interface: every latent gives the same scene (z is ignored)."""
+
+    pipeline = "analytic"
+    truncation_psi, truncation_cutoff, image_resolution = 1.0, None, None
+    renders_directly = True
 
     def __init__(self, field, renderer, cameras) -> None:
-        self.field, self.renderer, self.cameras = field, renderer, cameras
+        from pipelines.camera_distributions import CameraDistribution
+
+        self.analytic_field, self.renderer = field, renderer
+        self.cameras = CameraDistribution(cameras)
         self.z_dim, self.device, self.box_half_size = 4, torch.device("cpu"), 0.5
+        self.network = torch.nn.Module()
 
-    def sample_cameras(self, count: int, generator: torch.Generator, dataset: object | None = None):
-        from pipelines.camera_distributions import sample_cameras
+    def mapping(self, z: Tensor, condition=None) -> Tensor:
+        return z[:, None, :]
 
-        return sample_cameras(self.cameras, count, generator)
+    def synthesize(self, ws: Tensor) -> Tensor:
+        return ws
 
-    def fields(self, z: Tensor, cameras=None):
-        return self.field
+    def field(self, scene: Tensor):
+        return self.analytic_field
 
-    def render(self, z: Tensor, cameras, resolution: int, condition=None, batch_size: int = 8):
-        with torch.no_grad():
-            return self.renderer.render_image(self.field, cameras, resolution)
+    def render_scene(self, scene: Tensor, ws: Tensor, cameras, resolution: int, renderer=None):
+        return (renderer or self.renderer).render_image(self.analytic_field, cameras, resolution)
+
+    def with_options(self, **changes: object):
+        return self
+
+    def save(self, directory):
+        raise NotImplementedError("an analytic model has nothing to save")

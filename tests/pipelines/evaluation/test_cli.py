@@ -34,6 +34,25 @@ def test_render_grid_maps_and_videos(tiny_bundle, tmp_path):
     reader.close()
 
 
+def test_long_commands_show_what_they_do_and_how_far_they_are(tiny_bundle, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("EPIGRAF_NO_PROGRESS", raising=False)
+    render_cli.main([str(tiny_bundle), "--out", str(tmp_path), "--seeds", "0", "1", "--resolution", "8",
+                     "--outputs", "grid", "turntable", "--frames", "2", "--video-formats", "gif", "--num-coarse", "4",
+                     "--device", "cpu"])
+    export_cli.main([str(tiny_bundle), "--out", str(tmp_path), "--planes", "--seeds", "1", "2", "--device", "cpu"])
+    data = make_image_folder(tmp_path / "images", count=3)
+    metrics_cli.main([str(tiny_bundle), "--data", str(data), "--metrics", "swd", "mv_psnr", "--num-images", "3",
+                      "--resolution", "16", "--swd.patches-per-image", "8", "--swd.directions", "8",
+                      "--consistency-scenes", "2", "--device", "cpu"])
+    err = capsys.readouterr().err
+    for stage in ("grid: 100%", "turntable: 100%", "exporting: 100%", "rendering generated images: 100%",
+                  "mv_psnr: rendering view pairs: 100%"):
+        assert stage in err, stage
+    render_cli.main([str(tiny_bundle), "--out", str(tmp_path), "--seeds", "0", "--resolution", "8",
+                     "--outputs", "grid", "--num-coarse", "4", "--device", "cpu", "--no-progress"])
+    assert "grid:" not in capsys.readouterr().err
+
+
 def test_render_resolution_is_free(tiny_bundle, tmp_path):
     render_cli.main([str(tiny_bundle), "--out", str(tmp_path), "--seeds", "3", "--resolution", "20",
                      "--outputs", "grid", "--grid-yaws-degrees", "0", "--no-maps", "--num-coarse", "4",
@@ -57,7 +76,7 @@ def test_missing_checkpoint_is_named(tmp_path):
     missing = tmp_path / "no_such_run"
     for cli, extra in ((render_cli, []), (export_cli, ["--mesh"]),
                        (metrics_cli, ["--data", str(tmp_path), "--metrics", "swd"])):
-        with pytest.raises(SystemExit, match=f"cannot load checkpoint {missing}.*does not exist"):
+        with pytest.raises(SystemExit, match=f"error: {missing} does not exist"):
             cli.main([str(missing), *extra])
 
 

@@ -1,6 +1,9 @@
 """FID and KID formulas on hand-made features, and the Inception code path (random weights: plumbing only)."""
 
+import importlib
 import math
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -122,10 +125,35 @@ def test_inception_code_path_with_random_weights_plumbing_only(generator):
     assert not math.isclose(fid_from_features(features[:2], features[2:]), 0.0, abs_tol=1e-6)
 
 
+REQUIRE_TORCH_FIDELITY_ENV = "EPIGRAF_REQUIRE_TORCH_FIDELITY"
+"""Set to 1 (as .ci/fidelity.sh does) to fail, not skip, the torch-fidelity comparison when it cannot be imported."""
+
+
+def _torch_fidelity_extractor():
+    """torch-fidelity's Inception module, or a skip (a failure under EPIGRAF_REQUIRE_TORCH_FIDELITY=1)."""
+    try:
+        return importlib.import_module("torch_fidelity.feature_extractor_inceptionv3")
+    except ImportError as error:
+        if os.environ.get(REQUIRE_TORCH_FIDELITY_ENV, "") not in ("", "0"):
+            pytest.fail(f"{REQUIRE_TORCH_FIDELITY_ENV}=1 but torch-fidelity cannot be imported ({error}); "
+                        "run bash .ci/fidelity.sh, which installs it with torchvision next to CPU torch")
+        pytest.skip(f"torch-fidelity (with torchvision) is not installed ({error})")
+
+
+def test_missing_torch_fidelity_skips_unless_it_is_required(monkeypatch):
+    # None in sys.modules makes the import raise ImportError, as when the package is not installed.
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)
+    monkeypatch.delenv(REQUIRE_TORCH_FIDELITY_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        _torch_fidelity_extractor()
+    monkeypatch.setenv(REQUIRE_TORCH_FIDELITY_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="cannot be imported"):
+        _torch_fidelity_extractor()
+
+
 def test_matches_torch_fidelity_when_it_is_importable():
     """Graph equivalence with torch-fidelity's extractor on shared random weights (needs torch-fidelity + torchvision)."""
-    extractor = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3",
-                                    reason="torch-fidelity (with torchvision) is not installed")
+    extractor = _torch_fidelity_extractor()
     ours = InceptionV3Features.random(seed=2)
     state = dict(ours.state_dict())
     state["fc.weight"], state["fc.bias"] = torch.zeros(1008, 2048), torch.zeros(1008)

@@ -2,12 +2,12 @@
 
 import torch
 
-from pipelines.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
 from pipelines.evaluation.trajectories import OrbitConfig, grid_cameras, turntable_cameras, zigzag_cameras
 
 
 def test_orbit_defaults_come_from_the_distribution_and_overrides_win():
-    distribution = CameraDistributionConfig.synthetic("360")
+    distribution = CameraDistribution(CameraDistributionConfig.synthetic("360"))
     orbit = OrbitConfig().resolve(distribution)
     assert (orbit.radius, orbit.fov_degrees, orbit.pitch_degrees) == (1.3, 40.0, 15.0)
     assert (orbit.near, orbit.far) == (0.85, 1.75)
@@ -16,7 +16,7 @@ def test_orbit_defaults_come_from_the_distribution_and_overrides_win():
 
 
 def test_turntable_is_evenly_spaced_at_the_centre_pitch():
-    orbit = OrbitConfig().resolve(CameraDistributionConfig.synthetic("360"))
+    orbit = OrbitConfig().resolve(CameraDistribution(CameraDistributionConfig.synthetic("360")))
     cameras = turntable_cameras(orbit, 8)
     yaw, pitch, radius = cameras.to_spherical()
     steps = torch.rad2deg(torch.remainder(yaw.diff(), 2 * torch.pi))
@@ -28,7 +28,7 @@ def test_turntable_is_evenly_spaced_at_the_centre_pitch():
 
 def test_zigzag_stays_within_its_amplitudes_and_grid_columns_follow_offsets():
     orbit = OrbitConfig(yaw_degrees=0.0, pitch_degrees=0.0, radius=1.0, fov_degrees=30.0).resolve(
-        CameraDistributionConfig())
+        CameraDistribution(CameraDistributionConfig()))
     yaw, pitch, _ = zigzag_cameras(orbit, 16, yaw_range_degrees=20.0, pitch_range_degrees=5.0).to_spherical()
     assert torch.rad2deg(yaw).abs().max() <= 20.0 + 1e-3 and torch.rad2deg(yaw).abs().max() > 19.0
     assert torch.rad2deg(pitch).abs().max() <= 5.0 + 1e-3

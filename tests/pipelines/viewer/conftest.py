@@ -9,7 +9,9 @@ import pytest
 
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
 from pipelines.bundle import save_bundle
-from pipelines.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
+from pipelines.model import TriPlaneModel
+from renderers.volume_renderer import VolumeRenderer
 from renderers.volume_renderer import VolumeRendererConfig
 
 
@@ -30,9 +32,15 @@ def tiny_generator() -> TriPlaneGenerator:
     return TriPlaneGenerator(tiny_generator_config(), seed=0).eval().requires_grad_(False)
 
 
+def tiny_model(generator: TriPlaneGenerator, cameras: CameraDistributionConfig | None = None) -> TriPlaneModel:
+    """A generator model around ``generator`` with the tiny renderer and the frontal synthetic cameras."""
+    distribution = CameraDistribution(cameras or CameraDistributionConfig.synthetic("frontal"))
+    return TriPlaneModel(generator, VolumeRenderer(tiny_renderer_config()), distribution)
+
+
 @pytest.fixture
 def tiny_bundle(tmp_path: Path, tiny_generator: TriPlaneGenerator) -> Path:
     return save_bundle(
-        tmp_path / "bundle", tiny_generator, tiny_renderer_config(), CameraDistributionConfig.synthetic("frontal"),
-        "patch-gan",
+        tmp_path / "bundle", tiny_generator, tiny_renderer_config(),
+        CameraDistribution(CameraDistributionConfig.synthetic("frontal")), "patch-gan",
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.bundle import load_bundle
+from pipelines.model import open_model
 from pipelines.viewer import GeneratorViewer, ViewerConfig
 from pipelines.viewer.server import find_free_port
 
@@ -55,10 +55,9 @@ def scene_pixels(page) -> np.ndarray:
 def test_browser_shows_frames_follows_the_seed_slider_and_disconnects(tiny_bundle: Path, tmp_path: Path):
     from playwright.sync_api import sync_playwright
 
-    bundle = load_bundle(tiny_bundle)
     config = ViewerConfig(port=find_free_port("127.0.0.1", 18600), resolution=32, samples_per_ray=8,
                           settle_seconds=0.1, output_dir=tmp_path, verbose=False)
-    viewer = GeneratorViewer(bundle.generator, bundle.renderer_config, bundle.camera_config, config)
+    viewer = GeneratorViewer(open_model(tiny_bundle), config)
     viewer.start()
     try:
         with sync_playwright() as playwright:

@@ -15,7 +15,7 @@ def test_help_lists_the_options(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--host", "--port", "--resolution", "--sampler", "--data", "--seconds"):
+    for option in ("--host", "--port", "--resolution", "--sampler", "--seconds"):
         assert option in text
 
 

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.bundle import load_bundle
-from pipelines.camera_distributions import CameraDistributionConfig
+from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
+from pipelines.model import open_model
 from pipelines.viewer import GeneratorViewer, LiveViewer, LiveViewerConfig, ViewerConfig, ViewSettings
 from pipelines.viewer.camera_conversion import cameras_from_view
 from pipelines.viewer.generator_copy import GeneratorCopy
 from pipelines.viewer.server import find_free_port, reset_view
 from renderers.volume_renderer import VolumeRendererConfig
 
-from .conftest import tiny_renderer_config
+from .conftest import tiny_model
 
 
 def wait_for(condition, timeout: float = 20.0) -> None:
@@ -32,10 +32,9 @@ def wait_for(condition, timeout: float = 20.0) -> None:
 
 @pytest.fixture
 def viewer(tiny_bundle: Path, tmp_path: Path):
-    bundle = load_bundle(tiny_bundle)
     config = ViewerConfig(port=find_free_port("127.0.0.1", 18300), resolution=16, samples_per_ray=8, settle_seconds=0.0,
                           num_frustums=4, output_dir=tmp_path / "out", verbose=False, mesh_resolution=16)
-    viewer = GeneratorViewer(bundle.generator, bundle.renderer_config, bundle.camera_config, config)
+    viewer = GeneratorViewer(open_model(tiny_bundle), config)
     viewer.start()
     yield viewer
     viewer.stop()
@@ -101,8 +100,8 @@ def test_save_view_and_extract_mesh(viewer: GeneratorViewer, tmp_path: Path):
     from pipelines.evaluation.meshes import MeshExtractionConfig, density_grid
 
     def median_density():
-        generator, version = viewer._generator.acquire()
-        field = generator.field(viewer._cache.planes(generator, version, viewer.settings.latent_key, None))
+        model, scene, _, _ = viewer._scene(viewer.settings)
+        field = model.field(scene)
         return float(np.median(density_grid(field, 1, MeshExtractionConfig(resolution=16, box_half_size=0.5))))
 
     threshold = viewer.worker.submit(median_density).result()
@@ -112,50 +111,50 @@ def test_save_view_and_extract_mesh(viewer: GeneratorViewer, tmp_path: Path):
     assert len(loaded.vertices) == len(mesh.vertices)
 
 
-def test_update_generator_swaps_weights_without_tearing(viewer: GeneratorViewer, tiny_generator):
+def test_update_model_swaps_weights_without_tearing(viewer: GeneratorViewer, tiny_generator):
     viewer.worker.update_camera(7, viewer.home)
     wait_for(lambda: viewer.worker.frames_of(7) >= 1)
     before = viewer.render_still(viewer.home)
     changed = type(tiny_generator)(tiny_generator.config, seed=99)
-    viewer.update_generator(changed)
+    viewer.update_model(tiny_model(changed))
     assert viewer.generator_version == 1
     wait_for(lambda: viewer.worker.frames_of(7) >= 2)
     assert not np.array_equal(viewer.render_still(viewer.home), before)
 
 
 def test_generator_copy_is_double_buffered(tiny_generator):
-    copy = GeneratorCopy(tiny_generator)
+    copy = GeneratorCopy(tiny_model(tiny_generator))
     front, version = copy.acquire()
-    assert version == 0 and front is not tiny_generator
+    assert version == 0 and front.network is not tiny_generator
     other = type(tiny_generator)(tiny_generator.config, seed=5)
-    copy.update(other)
+    copy.update(tiny_model(other))
     # The render side keeps its copy until it asks again; then it gets every new weight at once.
     name = "decoder." + next(iter(tiny_generator.decoder.state_dict()))
-    assert torch.equal(front.state_dict()[name], tiny_generator.state_dict()[name])
-    assert not torch.equal(front.state_dict()[name], other.state_dict()[name])
+    assert torch.equal(front.network.state_dict()[name], tiny_generator.state_dict()[name])
+    assert not torch.equal(front.network.state_dict()[name], other.state_dict()[name])
     new_front, version = copy.acquire()
     assert version == 1 and new_front is not front
     for name, value in other.state_dict().items():
-        assert torch.equal(new_front.state_dict()[name], value), name
-    copy.update(tiny_generator)  # reuses the old buffer in place
+        assert torch.equal(new_front.network.state_dict()[name], value), name
+    copy.update(tiny_model(tiny_generator))  # reuses the old buffer in place
     third, version = copy.acquire()
     assert third is front and version == 2
     with pytest.raises(ValueError, match="same"):
         from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
 
-        copy.update(TriPlaneGenerator(TriPlaneGeneratorConfig.small()))
+        copy.update(tiny_model(TriPlaneGenerator(TriPlaneGeneratorConfig.small())))
 
 
 def test_live_viewer_start_update_stop(tiny_generator, tmp_path: Path):
     config = LiveViewerConfig(port=find_free_port("127.0.0.1", 18400), resolution=16, samples_per_ray=8,
                               settle_seconds=0.0, verbose=False, output_dir=tmp_path)
-    live = LiveViewer(tiny_generator, tiny_renderer_config(), CameraDistributionConfig.faces(), config)
+    live = LiveViewer(tiny_model(tiny_generator, CameraDistributionConfig.faces()), config)
     url = live.start()
     try:
         assert url.startswith("http://localhost:") and live.viewer.config.max_busy_fraction == 0.05
         assert live.viewer.frame_count == 0, "nothing renders without a browser"
-        live.update_generator(tiny_generator)
-        live.update_generator(tiny_generator)
+        live.update_model(tiny_model(tiny_generator))
+        live.update_model(tiny_model(tiny_generator))
         time.sleep(0.1)
         assert live.ticks == 2 and live.viewer.generator_version == 2 and live.viewer.frame_count == 0
     finally:
@@ -167,7 +166,7 @@ def test_busy_port_moves_to_the_next_free_one(tiny_generator):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        viewer = GeneratorViewer(tiny_generator, tiny_renderer_config(), config=ViewerConfig(port=port, verbose=False))
+        viewer = GeneratorViewer(tiny_model(tiny_generator), ViewerConfig(port=port, verbose=False))
         try:
             url = viewer.start()
             assert viewer.port != port and viewer.port > port and url.endswith(f":{viewer.port}")
@@ -178,7 +177,7 @@ def test_busy_port_moves_to_the_next_free_one(tiny_generator):
 
 def test_reset_pose_is_dataset_like():
     config = CameraDistributionConfig.synthetic("360")
-    view = reset_view(config, None)
+    view = reset_view(CameraDistribution(config))
     cameras = cameras_from_view(view)
     yaw, pitch, radius = cameras.to_spherical()
     assert float(radius[0]) == pytest.approx(config.radius, abs=1e-5)

@@ -1,0 +1,227 @@
+"""The generator interface every consumer takes (snapshots, metrics, viewer, commands, nerfstudio), and open_model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from epigraf_field.generator import TriPlaneGenerator
+from pipelines.camera_distributions import CameraDistribution
+from renderers.cameras import Cameras
+from renderers.volume_renderer import RenderedImages, VolumeRenderer
+
+
+@runtime_checkable
+class GeneratorModel(Protocol):
+    """A trained generator as its consumers see it, whatever pipeline made it.
+
+    A scene is made in three steps: latents ``z`` become ``ws`` (:meth:`mapping`, where the camera
+    condition rule lives), ``ws`` become a scene representation (:meth:`synthesize`: tri-planes,
+    voxels; the part worth caching per latent), and a representation becomes a radiance field
+    (:meth:`field`, for depth, occupancy and meshes) or final images (:meth:`render_scene`: a
+    direct volume render, or a render plus super-resolution).
+    """
+
+    pipeline: str
+    """Name of the pipeline that trained it."""
+    cameras: CameraDistribution
+    """The camera distribution it was trained under (frames every view of it)."""
+    renderer: VolumeRenderer
+    """How its fields are volume-rendered."""
+    truncation_psi: float
+    truncation_cutoff: int | None
+    image_resolution: int | None
+    """Resolution of the images it was trained on (None: unknown)."""
+
+    @property
+    def z_dim(self) -> int: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def box_half_size(self) -> float: ...
+
+    @property
+    def network(self) -> nn.Module:
+        """Every weight of the generator in one module (the viewer copies it, the trainer updates it)."""
+
+    @property
+    def renders_directly(self) -> bool:
+        """Whether final images are volume renders of the field at the asked resolution (no 2D network)."""
+
+    def mapping(self, z: Tensor, condition: Cameras | None = None) -> Tensor:
+        """ws [b, num_ws, w_dim] of latents ``z`` [b, z_dim], truncated; ``condition`` is the camera a
+        pose-conditioned generator is conditioned on (default: the distribution's centre pose)."""
+
+    def synthesize(self, ws: Tensor) -> Tensor:
+        """The scene representation of ``ws`` (constant noise)."""
+
+    def field(self, scene: Tensor) -> object:
+        """A radiance field (the renderer's protocol) over ``scene``'s batch."""
+
+    def render_scene(self, scene: Tensor, ws: Tensor, cameras: Cameras, resolution: int,
+                     renderer: VolumeRenderer | None = None) -> RenderedImages:
+        """Final images [b, 3, resolution, resolution] in [0, 1] of scene i from camera i, with depth and opacity."""
+
+    def with_options(self, **changes: object) -> GeneratorModel:
+        """A copy with other settings (``truncation_psi``, ``truncation_cutoff``, ``renderer``) sharing the weights."""
+
+    def save(self, directory: Path) -> Path:
+        """Writes a bundle that :func:`open_model` reads back."""
+
+
+def condition_labels(c_dim: int, condition: Cameras | None, cameras: CameraDistribution, count: int,
+                     device: torch.device) -> Tensor | None:
+    """The camera label a pose-conditioned mapping sees: ``condition``'s, else the distribution's centre pose.
+
+    One rule for every consumer; None for a generator without camera conditioning (``c_dim == 0``).
+    """
+    if c_dim == 0:
+        return None
+    if condition is None:
+        condition = cameras.center_pose()
+        labels = condition.to_label().expand(count, -1)
+    else:
+        labels = condition.to_label()
+    if labels.shape[1] != c_dim:
+        raise ValueError(f"the generator is conditioned on {c_dim} numbers, but camera labels have {labels.shape[1]}")
+    return labels.to(device)
+
+
+@dataclass
+class TriPlaneModel:
+    """A :class:`TriPlaneGenerator` rendered directly by the volume renderer (patch-gan, EpiGRAF)."""
+
+    generator: TriPlaneGenerator
+    renderer: VolumeRenderer
+    cameras: CameraDistribution
+    pipeline: str = "patch-gan"
+    truncation_psi: float = 1.0
+    """Truncation towards the mean w (1: none)."""
+    truncation_cutoff: int | None = None
+    """Truncate only the first N ws (None: all)."""
+    image_resolution: int | None = None
+    """Resolution of the images it was trained on (None: unknown)."""
+
+    @property
+    def z_dim(self) -> int:
+        return self.generator.config.z_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    @property
+    def box_half_size(self) -> float:
+        return self.generator.config.box_half_size
+
+    @property
+    def network(self) -> nn.Module:
+        return self.generator
+
+    @property
+    def renders_directly(self) -> bool:
+        return True
+
+    def mapping(self, z: Tensor, condition: Cameras | None = None) -> Tensor:
+        c = condition_labels(self.generator.config.c_dim, condition, self.cameras, len(z), self.device)
+        return self.generator.mapping(z.to(self.device), c, self.truncation_psi, self.truncation_cutoff)
+
+    def synthesize(self, ws: Tensor) -> Tensor:
+        return self.generator.synthesis(ws.to(self.device), noise_mode="const")
+
+    def field(self, scene: Tensor) -> object:
+        return self.generator.field(scene)
+
+    def render_scene(self, scene: Tensor, ws: Tensor, cameras: Cameras, resolution: int,
+                     renderer: VolumeRenderer | None = None) -> RenderedImages:
+        images = (renderer or self.renderer).render_image(self.field(scene), cameras.to(self.device), resolution)
+        return replace(images, rgb=images.rgb.clamp(0, 1))
+
+    def with_options(self, **changes: object) -> TriPlaneModel:
+        return replace(self, **changes)
+
+    def save(self, directory: Path) -> Path:
+        from pipelines.bundle import save_bundle
+
+        return save_bundle(directory, self.generator, self.renderer.config, self.cameras, self.pipeline,
+                           image_resolution=self.image_resolution)
+
+
+# ------------------------------------------------------------------------------------ what consumers call
+def fields(model: GeneratorModel, z: Tensor, condition: Cameras | None = None) -> object:
+    """One radiance field per latent (scene batch = len(z))."""
+    return model.field(model.synthesize(model.mapping(z, condition)))
+
+
+def render_ws(model: GeneratorModel, ws_of, cameras: Cameras, resolution: int, batch_size: int = 8,
+              renderer: VolumeRenderer | None = None, progress=None) -> RenderedImages:
+    """Final images of scene i from camera i, ``batch_size`` scenes at a time; outputs on the CPU.
+
+    ``ws_of(slice)`` gives the ws of the scenes in that slice; ``progress(count)`` is told of each batch.
+    """
+    outputs = []
+    for start in range(0, cameras.batch_size, batch_size):
+        sl = slice(start, start + batch_size)
+        with torch.no_grad():
+            ws = ws_of(sl)
+            out = model.render_scene(model.synthesize(ws), ws, cameras[sl], resolution, renderer)
+        outputs.append(out)
+        if progress is not None:
+            progress(len(cameras[sl]))
+    return _cat_images(outputs)
+
+
+def render(model: GeneratorModel, z: Tensor, cameras: Cameras, resolution: int, condition: Cameras | None = None,
+           batch_size: int = 8, renderer: VolumeRenderer | None = None, progress=None) -> RenderedImages:
+    """Final images of latent i from camera i; a pose-conditioned generator sees ``condition`` (default ``cameras``)."""
+    condition = cameras if condition is None else condition
+    return render_ws(model, lambda sl: model.mapping(z[sl], condition[sl]), cameras, resolution, batch_size,
+                     renderer, progress)
+
+
+def _cat_images(outputs: list[RenderedImages]) -> RenderedImages:
+    cat = lambda name: torch.cat([getattr(o, name).cpu() for o in outputs])  # noqa: E731
+    return RenderedImages(rgb=cat("rgb"), depth=cat("depth"), opacity=cat("opacity"),
+                          num_field_evaluations=sum(o.num_field_evaluations for o in outputs))
+
+
+def latents_from_seeds(seeds: list[int] | tuple[int, ...], z_dim: int) -> Tensor:
+    """One z [len(seeds), z_dim] per seed, each from its own ``torch.Generator`` (a seed's latent never depends on the others)."""
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+
+# ------------------------------------------------------------------------------------------- opening
+class ModelLoadError(ValueError):
+    """A run, checkpoint or bundle that cannot be opened; the message names the file and the fix."""
+
+
+def open_model(path: Path | str, device: torch.device | str = "cpu", backend: str | None = None) -> GeneratorModel:
+    """Opens a run folder (its newest checkpoint), a checkpoint or a generator bundle as its pipeline's model.
+
+    The bundle's ``pipeline.json`` names the pipeline that wrote it; that pipeline's registered
+    loader builds the model. Nothing is unpickled. Raises :class:`ModelLoadError` naming the file
+    for a missing, damaged, unknown-pipeline or newer-format bundle.
+    """
+    from pipelines.bundle import read_bundle_header, resolve_bundle_dir
+    from pipelines.registry import get_pipeline_spec
+
+    try:
+        directory = resolve_bundle_dir(Path(path))
+        header = read_bundle_header(directory)
+        try:
+            spec = get_pipeline_spec(header.pipeline)
+        except ValueError as error:
+            raise ModelLoadError(f"{directory / 'pipeline.json'}: written by pipeline {header.pipeline!r}, which is "
+                                 f"not installed here ({error})") from None
+        return spec.load_model(directory, torch.device(device), backend)
+    except ModelLoadError:
+        raise
+    except (FileNotFoundError, ValueError, RuntimeError, OSError, KeyError) as error:
+        message = str(error) if str(path) in str(error) else f"cannot open {path}: {error}"
+        raise ModelLoadError(message) from error
