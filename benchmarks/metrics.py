@@ -64,7 +64,7 @@ def main() -> None:
     device = torch.device(args.device)
     timer = Timer(device)
     n, res = args.num_images, args.resolution
-    generator = torch.Generator().manual_seed(0)
+    rng = torch.Generator().manual_seed(0)
     rows: list[tuple[str, float, str]] = []
     reals, fakes = images(n, res, 1), images(n, res, 2)
 
@@ -73,9 +73,9 @@ def main() -> None:
     sample = min(args.inception_sample, n)
     _, t_sample = timer(lambda: inception_features(net, reals[:sample], batch_size=min(50, sample)))
     t_features = t_sample * (2 * n) / sample
-    features_a, features_b = torch.randn(n, 2048, generator=generator), torch.randn(n, 2048, generator=generator)
+    features_a, features_b = torch.randn(n, 2048, generator=rng), torch.randn(n, 2048, generator=rng)
     _, t_fid = timer(lambda: fid_from_features(features_a, features_b))
-    _, t_kid = timer(lambda: kernel_inception_distance(features_a, features_b, generator))
+    _, t_kid = timer(lambda: kernel_inception_distance(features_a, features_b, rng))
     scaled = "scaled" if sample < n else "measured"
     rows.append(("Inception features, 2 x N images (random weights)", t_features,
                  f"{scaled} from {sample} images: {t_sample / sample * 1e3:.0f} ms/image"))
@@ -83,7 +83,7 @@ def main() -> None:
     rows.append(("kid = features + 100 subsets of 1000", t_features + t_kid, f"formula {t_kid:.2f} s (measured)"))
 
     # SWD: everything measured.
-    _, t_swd = timer(lambda: sliced_wasserstein_distance(fakes, reals, generator))
+    _, t_swd = timer(lambda: sliced_wasserstein_distance(fakes, reals, rng))
     rows.append(("swd (ProGAN: 128 patches/image/level, 4 x 128 dirs)", t_swd, "measured"))
 
     # mv_psnr: warp + PSNR on N pairs of renders (pairs rendered once and repeated).
@@ -103,7 +103,7 @@ def main() -> None:
     # Rendering N fakes with the small generator (what fid/kid/swd also pay during training).
     model = TriPlaneGenerator(TriPlaneGeneratorConfig.small(), seed=0, device=device).eval()
     count = 4
-    z = torch.randn(count, model.config.z_dim, generator=generator).to(device)
+    z = torch.randn(count, model.config.z_dim, generator=rng).to(device)
     cams = Cameras.from_spherical(torch.zeros(count), torch.zeros(count), 1.3, 40.0).with_bounds(0.85, 1.75).to(device)
     with torch.no_grad():
         _, t_render = timer(lambda: renderer.render_image(model.field(model.generate_planes(z)), cams, res))
@@ -118,7 +118,7 @@ def main() -> None:
     rows.append(("marching cubes 128^3 + vertex colours, one shape", t_mc, "measured (small generator)"))
     spheres = extract_meshes(SphereField(radius=0.3), 1, MeshExtractionConfig(resolution=32, level=100.0))
     shapes = spheres * args.shapes
-    _, t_geo = timer(lambda: compare_shapes(shapes, shapes, 2048, generator))
+    _, t_geo = timer(lambda: compare_shapes(shapes, shapes, 2048, rng))
     rows.append((f"geometry: COV/MMD/1-NNA, {args.shapes} vs {args.shapes} shapes x 2048 points", t_geo, "measured"))
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

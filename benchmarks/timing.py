@@ -24,3 +24,39 @@ def timed(device: torch.device, fn: Callable[[], object], repeats: int) -> tuple
         synchronize(device)
         best = min(best, time.perf_counter() - start)
     return result, best
+
+
+def machine_description() -> dict[str, object]:
+    """What a recorded benchmark ran on: processor, cores, OS, Python and torch versions, threads, load."""
+    import os
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "processor": model, "cores": os.cpu_count(), "system": platform.platform(),
+        "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
+def record_result(path: str, command: list[str], result: dict[str, object]) -> None:
+    """Appends one JSON line (date, command, machine, result) to ``path``: measured figures live in the repo."""
+    import json
+    import shlex
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    entry = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "command": shlex.join(["python", *command]), "machine": machine_description(), **result}
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a", encoding="utf-8") as file:
+        file.write(json.dumps(entry) + "\n")

@@ -48,7 +48,7 @@ from pipelines.patch_gan.pipeline import (  # noqa: E402
 from renderers.patches import Patch  # noqa: E402
 from renderers.volume_renderer import VolumeRendererConfig  # noqa: E402
 from tests.pipelines.tiny import TinyDataset  # noqa: E402
-from timing import synchronize  # noqa: E402
+from timing import record_result, synchronize  # noqa: E402
 
 R1_INTERVAL = 16
 ROW_PREFIX = "ROW "
@@ -159,6 +159,8 @@ class Timing:
     load: float
     warmup_seconds: float
     """Seconds of the untimed warm-up iterations (includes compilation with --compile)."""
+    iteration_seconds: list[float] = dataclasses.field(default_factory=list)
+    """Every timed iteration, in the order they ran."""
 
     @property
     def amortized(self) -> float:
@@ -220,6 +222,7 @@ def benchmark(
         synchronize(device)
         r1_seconds = time.perf_counter() - start
     memory.__exit__(None, None, None)
+    iteration_seconds = list(times)
     times.sort()
     cpu_times.sort()
 
@@ -230,7 +233,7 @@ def benchmark(
 
     def synthesis() -> None:
         G.requires_grad_(True)
-        planes = G.synthesis(G.mapping(z), noise_mode="random", generator=rng)
+        planes = G.synthesis(G.mapping(z), noise_mode="random", rng=rng)
         planes.square().mean().backward()
         G.zero_grad(set_to_none=True)
 
@@ -253,6 +256,7 @@ def benchmark(
         peak_bytes=memory.peak,
         load=load_average(),
         warmup_seconds=warmup_seconds,
+        iteration_seconds=iteration_seconds,
     )
 
 
@@ -319,6 +323,9 @@ def main() -> None:
     parser.add_argument("--row", nargs=3, default=None, metavar=("IMAGE", "PATCH", "MODE"), help=argparse.SUPPRESS)
     parser.add_argument("--conv3x3", choices=ALGORITHMS, default="auto",
                         help="how same-padded 3x3 convolutions run (auto: Winograd for wide layers on CPU)")
+    parser.add_argument("--record", default=None, metavar="FILE",
+                        help="append the result (command, machine, torch version, per-iteration times) to FILE as a "
+                             "JSON line, e.g. benchmarks/results/train-official.jsonl")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the synthesis network (inductor; needs a C++ compiler on CPU)")
     args = parser.parse_args()
@@ -348,8 +355,12 @@ def run(args: argparse.Namespace) -> None:
         t = benchmark(config, device, iterations, args.warmup, r1=True, compile=args.compile)
         print(row(config, "beta", t))
         print(f"warm-up ({args.warmup} it{', with compilation' if args.compile else ''}): {t.warmup_seconds:.1f} s")
-        print(f"R1 step {t.r1_seconds:.3f} s. Reference, the official EpiGRAF code in this configuration on a quiet "
-              "2-core AMD EPYC (AVX2): 8.4-8.6 s/it, R1 step 10.8-11.2 s")
+        print(f"R1 step {t.r1_seconds:.3f} s; per iteration: {', '.join(f'{s:.3f}' for s in t.iteration_seconds)}")
+        if args.record:
+            record_result(args.record, sys.argv, {
+                "preset": "official", "batch": args.batch, "conv3x3": args.conv3x3, "compile": args.compile,
+                "parameters": parameter_counts(config), **dataclasses.asdict(t)})
+            print(f"recorded in {args.record}")
         return
 
     resolutions = args.resolutions or ([64, 128] if args.quick else [64, 128, 256])

@@ -121,7 +121,7 @@ class TriPlaneField:
     """A batch of tri-planes bound to a decoder: the field protocol's ``__call__`` and ``density``.
 
     ``density_noise_std > 0`` adds N(0, std^2) noise to the raw density (EpiGRAF/NeRF training
-    noise), drawn from ``generator``; with std 0 the field is deterministic.
+    noise), drawn from ``rng``; with std 0 the field is deterministic.
     """
 
     def __init__(
@@ -130,7 +130,7 @@ class TriPlaneField:
         decoder: MLPDecoder,
         config: TriPlaneFieldConfig,
         density_noise_std: float = 0.0,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> None:
         if planes.ndim != 5 or planes.shape[1] != 3:
             raise ValueError(f"planes must have shape [b, 3, C, R, R], got {list(planes.shape)}")
@@ -149,7 +149,7 @@ class TriPlaneField:
                 f"(1 density + {config.num_feature_channels or 3} colour/feature channels)"
             )
         self.planes, self.decoder, self.config = planes, decoder, config
-        self.density_noise_std, self.generator = density_noise_std, generator
+        self.density_noise_std, self.rng = density_noise_std, rng
 
     @property
     def num_feature_channels(self) -> int:
@@ -173,7 +173,7 @@ class TriPlaneField:
     def _activate_density(self, raw_density: Tensor, inside: Tensor) -> Tensor:
         if self.density_noise_std > 0:
             noise = torch.randn(
-                raw_density.shape, generator=self.generator, device=raw_density.device, dtype=raw_density.dtype
+                raw_density.shape, generator=self.rng, device=raw_density.device, dtype=raw_density.dtype
             )
             raw_density = raw_density + noise * self.density_noise_std
         density = F.softplus(raw_density + self.config.density_shift)

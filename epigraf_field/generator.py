@@ -160,19 +160,19 @@ class TriPlaneGenerator(nn.Module):
         self,
         ws: Float[Tensor, "b num_ws wdim"],
         noise_mode: str = "const",
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> Float[Tensor, "b 3 c r r"]:
-        """ws to fp32 tri-planes; ``noise_mode='random'`` draws from ``generator``."""
-        return self.synthesis_network(ws, noise_mode=noise_mode, generator=generator)
+        """ws to fp32 tri-planes; ``noise_mode='random'`` draws from ``rng``."""
+        return self.synthesis_network(ws, noise_mode=noise_mode, rng=rng)
 
     def field(
         self,
         planes: Float[Tensor, "b 3 c r r"],
         density_noise_std: float = 0.0,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> TriPlaneField:
         """Bind planes to this generator's decoder as a radiance field."""
-        return TriPlaneField(planes, self.decoder, self.config.field_config, density_noise_std, generator)
+        return TriPlaneField(planes, self.decoder, self.config.field_config, density_noise_std, rng)
 
     def generate_planes(
         self,
@@ -181,11 +181,11 @@ class TriPlaneGenerator(nn.Module):
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
         noise_mode: str = "const",
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> Float[Tensor, "b 3 c r r"]:
         """``synthesis(mapping(z, c, truncation))`` in one call."""
         ws = self.mapping(z, c, truncation_psi, truncation_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode, generator=generator)
+        return self.synthesis(ws, noise_mode=noise_mode, rng=rng)
 
     def forward(
         self, z: Float[Tensor, "b zdim"], c: Float[Tensor, "b cdim"] | None = None, **kwargs: object

@@ -48,14 +48,14 @@ class SynthesisLayer(nn.Module):
         x: Float[Tensor, "b cin h w"],
         w: Float[Tensor, "b wdim"],
         noise_mode: NoiseMode = "random",
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> Float[Tensor, "b cout h2 w2"]:
         y, dcoefs = self.conv.forward_parts(x, w)
         noise = None
         if self.use_noise and noise_mode != "none":
             if noise_mode == "random":
                 noise = torch.randn(
-                    y.shape[0], 1, self.resolution, self.resolution, generator=generator,
+                    y.shape[0], 1, self.resolution, self.resolution, generator=rng,
                     device=y.device, dtype=y.dtype,
                 )
             else:
@@ -142,14 +142,14 @@ class SynthesisBlock(nn.Module):
         img: Tensor | None,
         ws: Float[Tensor, "b k wdim"],
         noise_mode: NoiseMode,
-        generator: torch.Generator | None,
+        rng: torch.Generator | None,
     ) -> tuple[Tensor, Tensor]:
         if self.is_first:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
-            x = self.conv1(x, ws[:, 0], noise_mode, generator)
+            x = self.conv1(x, ws[:, 0], noise_mode, rng)
         else:
-            x = self.conv0(x, ws[:, 0], noise_mode, generator)
-            x = self.conv1(x, ws[:, 1], noise_mode, generator)
+            x = self.conv0(x, ws[:, 0], noise_mode, rng)
+            x = self.conv1(x, ws[:, 1], noise_mode, rng)
         y = self.to_planes(x, ws[:, self.num_conv])
         img = y if img is None else upsample_2d(img) + y
         return x, img
@@ -204,7 +204,7 @@ class TriPlaneSynthesis(nn.Module):
         self,
         ws: Float[Tensor, "b num_ws wdim"],
         noise_mode: str = "const",
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> Float[Tensor, "b p c r r"]:
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
@@ -214,7 +214,7 @@ class TriPlaneSynthesis(nn.Module):
         x = img = None
         w_index = 0
         for block in self.blocks:
-            x, img = block(x, img, ws[:, w_index : w_index + block.num_conv + 1], noise_mode, generator)
+            x, img = block(x, img, ws[:, w_index : w_index + block.num_conv + 1], noise_mode, rng)
             w_index += block.num_conv
         b = ws.shape[0]
         r = self.plane_resolution

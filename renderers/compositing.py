@@ -33,9 +33,9 @@ def resolve_background(
     shape: tuple[int, int],
     device: torch.device,
     dtype: torch.dtype = torch.float32,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
 ) -> Float[Tensor, "b r 3"]:
-    """Background colour per ray: 'white', 'black', 'random' (uniform per ray, from ``generator``),
+    """Background colour per ray: 'white', 'black', 'random' (uniform per ray, from ``rng``),
     or a fixed (r, g, b) colour in [0, 1] given as a tuple or a tensor of 3 numbers."""
     b, r = shape
     if isinstance(background, str):
@@ -44,9 +44,9 @@ def resolve_background(
         if background == "black":
             return torch.zeros(b, r, 3, device=device, dtype=dtype)
         if background == "random":
-            if generator is None:
-                raise ValueError("background='random' needs a torch.Generator (pass generator=...)")
-            noise = torch.rand((b, r, 3), generator=generator, device=generator.device)
+            if rng is None:
+                raise ValueError("background='random' needs a torch.Generator (pass rng=...)")
+            noise = torch.rand((b, r, 3), generator=rng, device=rng.device)
             return noise.to(device=device, dtype=dtype)
         raise ValueError(
             f"background must be one of {BACKGROUNDS} or an (r, g, b) colour, got {background!r}"
@@ -66,7 +66,7 @@ def composite(
     t_points: Float[Tensor, "b r s"] | None = None,
     features: Float[Tensor, "b r s f"] | None = None,
     empty_depth: Float[Tensor, "b r 1"] | None = None,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
 ) -> Composite:
     """Volume rendering quadrature (NeRF, Mildenhall et al. 2020, eq. 3).
 
@@ -91,7 +91,7 @@ def composite(
         opacity = densities.new_zeros(b, r, 1)
         depth = empty_depth if empty_depth is not None else densities.new_zeros(b, r, 1)
         out_features = None if features is None else densities.new_zeros(b, r, features.shape[-1])
-        bg = resolve_background(background, (b, r), densities.device, densities.dtype, generator)
+        bg = resolve_background(background, (b, r), densities.device, densities.dtype, rng)
         return Composite(bg, depth, opacity, weights, out_features)
     flat = lambda x: x.reshape(b * r, s)  # noqa: E731
     weights, _, _ = render_weight_from_density(flat(t_starts), flat(t_ends), flat(densities))
@@ -105,7 +105,7 @@ def composite(
     depth = torch.minimum(torch.maximum(depth_sum / opacity.clamp_min(1e-10), lowest), highest)
     fallback = highest if empty_depth is None else empty_depth.reshape(b * r, 1)
     depth = torch.where(opacity > 1e-6, depth, fallback)
-    bg = resolve_background(background, (b, r), densities.device, densities.dtype, generator)
+    bg = resolve_background(background, (b, r), densities.device, densities.dtype, rng)
     rgb_out = color.reshape(b, r, 3) + (1.0 - opacity.reshape(b, r, 1)) * bg
     out_features = None
     if features is not None:

@@ -70,13 +70,13 @@ class OccupancyGrid:
         step_size: float | None = None,
         alpha_threshold: float = 0.01,
         dilation: int = 1,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         device: torch.device | str | None = None,
         chunk_size: int = 1 << 18,
     ) -> OccupancyGrid:
         """Builds the grid from one cheap density query per cell.
 
-        Each cell is probed at its centre (or, with a generator, at a uniformly jittered point in
+        Each cell is probed at its centre (or, with an ``rng``, at a uniformly jittered point in
         it, as nerfacc's grid updates do) and counts as occupied when the opacity of one marching
         step there, ``1 - exp(-density * step_size)``, exceeds ``alpha_threshold``. The result is
         then dilated by ``dilation`` cells (a max-pool) so thin structures between probes and the
@@ -97,10 +97,10 @@ class OccupancyGrid:
         index = torch.stack(
             torch.meshgrid(*(torch.arange(g, device=device, dtype=torch.float32),) * 3, indexing="ij"), dim=-1
         ).reshape(1, g**3, 3)
-        if generator is None:
+        if rng is None:
             offsets = torch.full((batch_size, g**3, 3), 0.5, device=device)
         else:
-            offsets = torch.rand((batch_size, g**3, 3), generator=generator, device=generator.device).to(device)
+            offsets = torch.rand((batch_size, g**3, 3), generator=rng, device=rng.device).to(device)
         points = -box_half_size + (index + offsets) * cell
         densities = torch.cat(
             [field.density(points[:, i : i + chunk_size]) for i in range(0, g**3, chunk_size)], dim=1
@@ -423,12 +423,12 @@ def occupancy_samples(
     rays: RayBundle,
     grid: OccupancyGrid,
     step_size: float,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     backend: str = "auto",
 ) -> RaySamples:
     """Samples only inside occupied cells, padded to ``[b, r, s_max]`` with a mask.
 
-    With a generator (training) the lattice of every ray is shifted by a uniform fraction of a
+    With an ``rng`` (training) the lattice of every ray is shifted by a uniform fraction of a
     step, as nerfacc's stratified marching does, so the sample positions are not fixed in space.
     """
     b, r = rays.origins.shape[:2]
@@ -437,8 +437,8 @@ def occupancy_samples(
             f"occupancy grid holds {grid.batch_size} scenes but the rays belong to {b}; build one grid per scene"
         )
     near, far = rays.near[..., 0].reshape(-1), rays.far[..., 0].reshape(-1)
-    if generator is not None:
-        shift = torch.rand(near.shape, generator=generator, device=generator.device).to(near.device)
+    if rng is not None:
+        shift = torch.rand(near.shape, generator=rng, device=rng.device).to(near.device)
         near = near + shift.to(near.dtype) * step_size
     scenes = torch.arange(b, device=rays.device).repeat_interleave(r)
     packed = traverse_occupancy_grid(

@@ -62,17 +62,17 @@ def sample_points(rays: RayBundle, samples: RaySamples) -> Float[Tensor, "b r s 
     return rays.points_at(samples.positions)
 
 
-def _uniform(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> Tensor:
-    """Uniform [0, 1) numbers from ``generator`` (on its own device), moved to ``device``."""
-    return torch.rand(shape, generator=generator, device=generator.device).to(device)
+def _uniform(shape: tuple[int, ...], rng: torch.Generator, device: torch.device) -> Tensor:
+    """Uniform [0, 1) numbers from ``rng`` (on its own device), moved to ``device``."""
+    return torch.rand(shape, generator=rng, device=rng.device).to(device)
 
 
 def stratified_samples(
-    rays: RayBundle, num_samples: int, generator: torch.Generator | None = None
+    rays: RayBundle, num_samples: int, rng: torch.Generator | None = None
 ) -> RaySamples:
     """``num_samples`` contiguous intervals that tile ``[near, far]`` of every ray.
 
-    Without a generator (evaluation) the interval edges are evenly spaced. With one (training)
+    Without an ``rng`` (evaluation) the interval edges are evenly spaced. With one (training)
     each interior edge is jittered uniformly within half a bin on either side, so every sample
     position is random inside its stratum while the intervals still tile ``[near, far]``
     (stratified sampling, NeRF, Mildenhall et al. 2020, eq. 2).
@@ -89,8 +89,8 @@ def stratified_samples(
     b, r = rays.origins.shape[:2]
     device, dtype = rays.device, rays.origins.dtype
     edges = torch.arange(num_samples + 1, device=device, dtype=dtype).expand(b, r, -1)
-    if generator is not None and num_samples > 1:
-        jitter = _uniform((b, r, num_samples - 1), generator, device).to(dtype) - 0.5
+    if rng is not None and num_samples > 1:
+        jitter = _uniform((b, r, num_samples - 1), rng, device).to(dtype) - 0.5
         edges = torch.cat([edges[..., :1], edges[..., 1:-1] + jitter, edges[..., -1:]], dim=-1)
     fraction = edges / num_samples
     t = rays.near + (rays.far - rays.near) * fraction
@@ -113,13 +113,13 @@ def importance_samples(
     coarse: RaySamples,
     weights: Float[Tensor, "b r s"],
     num_samples: int,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     blur_padding: float = 0.01,
 ) -> Float[Tensor, "b r n"]:
     """Distances drawn from the piecewise-constant density given by (blurred) coarse weights.
 
-    Inverse-CDF sampling over the coarse intervals (NeRF, Mildenhall et al. 2020, sec. 5.2): with a
-    generator the ``num_samples`` uniforms are stratified and jittered, without one they sit at the
+    Inverse-CDF sampling over the coarse intervals (NeRF, Mildenhall et al. 2020, sec. 5.2): with an
+    ``rng`` the ``num_samples`` uniforms are stratified and jittered, without one they sit at the
     stratum centres. The result is detached (sampling is not differentiable) and sorted per ray.
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
@@ -136,7 +136,7 @@ def importance_samples(
         cdf = torch.cumsum(mass, dim=-1)
         cdf = torch.cat([torch.zeros_like(cdf[..., :1]), cdf / cdf[..., -1:]], dim=-1)  # [b, r, s + 1]
         strata = torch.arange(num_samples, device=device, dtype=dtype).expand(b, r, -1)
-        offset = 0.5 if generator is None else _uniform((b, r, num_samples), generator, device).to(dtype)
+        offset = 0.5 if rng is None else _uniform((b, r, num_samples), rng, device).to(dtype)
         u = ((strata + offset) / num_samples).contiguous()
         bin_index = torch.searchsorted(cdf.contiguous(), u, right=True).clamp(1, s) - 1
         cdf_low = cdf.gather(-1, bin_index)

@@ -48,7 +48,7 @@ class VolumeRendererConfig:
     traversal_backend: TraversalBackend = "auto"
     """Grid traversal: 'auto' (nerfacc's CUDA kernel for CUDA tensors when it loads, else torch), 'torch', 'nerfacc'."""
     background: BackgroundName = "white"
-    """'white', 'black', 'random' (a random colour per ray from the generator) or 'color' (background_color)."""
+    """'white', 'black', 'random' (a random colour per ray, drawn from ``rng``) or 'color' (background_color)."""
     background_color: tuple[float, float, float] = (1.0, 1.0, 1.0)
     """The fixed (r, g, b) background in [0, 1] used when background is 'color'."""
     chunk_size: int = 32768
@@ -154,7 +154,7 @@ class VolumeRenderer:
         self,
         field: object,
         batch_size: int,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         device: torch.device | str | None = None,
     ) -> OccupancyGrid:
         """An occupancy grid per scene from the field's current density (keep it to reuse it)."""
@@ -167,7 +167,7 @@ class VolumeRenderer:
             step_size=cfg.step_size,
             alpha_threshold=cfg.occupancy_threshold,
             dilation=cfg.occupancy_dilation,
-            generator=generator,
+            rng=rng,
             device=device,
         )
 
@@ -175,12 +175,12 @@ class VolumeRenderer:
         self,
         field: object,
         rays: RayBundle,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         occupancy: OccupancyGrid | None = None,
     ) -> RenderOutput:
         """Renders ``rays`` (one scene of the field per batch item), in chunks of rays.
 
-        ``generator`` switches on training randomness (jittered samples, grid probes and the
+        ``rng`` switches on training randomness (jittered samples, grid probes and the
         'random' background); without it a render is deterministic. With the 'occupancy' sampler and
         no ``occupancy`` grid, a grid is built from the field first (what a training step does).
         Differentiable with respect to the field's outputs.
@@ -190,11 +190,11 @@ class VolumeRenderer:
             raise ValueError(f"rays must be a renderers.rays.RayBundle, got {type(rays).__name__}")
         b, r = rays.batch_size, rays.num_rays
         if self.config.sampler == "occupancy" and occupancy is None:
-            occupancy = self.build_occupancy(field, b, generator, rays.device)
+            occupancy = self.build_occupancy(field, b, rng, rays.device)
         if occupancy is not None and occupancy.batch_size != b:
             raise ValueError(f"occupancy grid holds {occupancy.batch_size} scenes but rays belong to {b}")
         rays_per_chunk = max(1, self.config.chunk_size // b)
-        chunks = [self._render_chunk(field, rays.slice(i, i + rays_per_chunk), generator, occupancy)
+        chunks = [self._render_chunk(field, rays.slice(i, i + rays_per_chunk), rng, occupancy)
                   for i in range(0, r, rays_per_chunk)]
         return _concat_chunks(chunks) if len(chunks) > 1 else chunks[0]
 
@@ -204,35 +204,35 @@ class VolumeRenderer:
         cameras: Cameras,
         resolution: int,
         patch: Patch | None = None,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         occupancy: OccupancyGrid | None = None,
     ) -> RenderedImages:
         """Renders a ``resolution x resolution`` image (or patch) per camera as [b, c, h, w] tensors."""
         rays = generate_rays(cameras, resolution, patch, self.config.box_half_size)
-        return self.render_rays(field, rays, generator, occupancy).to_images(resolution, resolution)
+        return self.render_rays(field, rays, rng, occupancy).to_images(resolution, resolution)
 
     def _render_chunk(
-        self, field: object, rays: RayBundle, generator: torch.Generator | None, occupancy: OccupancyGrid | None
+        self, field: object, rays: RayBundle, rng: torch.Generator | None, occupancy: OccupancyGrid | None
     ) -> RenderOutput:
         cfg = self.config
         if cfg.sampler == "occupancy":
-            samples = occupancy_samples(rays, occupancy, cfg.step_size, generator, cfg.traversal_backend)
+            samples = occupancy_samples(rays, occupancy, cfg.step_size, rng, cfg.traversal_backend)
             values = _evaluate(field, rays, samples)
         else:
-            samples = stratified_samples(rays, cfg.num_coarse, generator)
+            samples = stratified_samples(rays, cfg.num_coarse, rng)
             values = _evaluate(field, rays, samples)
             if cfg.sampler == "importance" and cfg.num_fine > 0:
                 with torch.no_grad():
                     coarse = composite(samples.t_starts, samples.t_ends, values.density.detach(),
                                        values.rgb.detach(), "black")
-                t_fine = importance_samples(samples, coarse.weights, cfg.num_fine, generator)
+                t_fine = importance_samples(samples, coarse.weights, cfg.num_fine, rng)
                 fine = _evaluate(field, rays, RaySamples(t_fine, t_fine, t_points=t_fine))
                 samples, order = merge_samples(samples, t_fine)
                 values = _merge_values(values, fine, order)
         out = composite(
             samples.t_starts, samples.t_ends, values.density, values.rgb,
             background=self.background, t_points=samples.t_points, features=values.features,
-            empty_depth=rays.far, generator=generator,
+            empty_depth=rays.far, rng=rng,
         )
         return RenderOutput(
             rgb=out.rgb, depth=out.depth, opacity=out.opacity, weights=out.weights, features=out.features,

@@ -17,6 +17,6 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def generator() -> torch.Generator:
-    """A seeded CPU random generator: tests never touch global RNG state."""
+def rng() -> torch.Generator:
+    """A seeded CPU torch.Generator: tests never touch global RNG state."""
     return torch.Generator().manual_seed(0)

@@ -211,13 +211,13 @@ class Eg3dPipeline(PatchGanPipeline):
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision)
         losses = self.config.losses
         with autocast:
-            planes = generator.synthesis(ws, noise_mode="random", generator=self.rng)
+            planes = generator.synthesis(ws, noise_mode="random", rng=self.rng)
         noise = density_noise_std(kimg, losses.density_noise, losses.density_noise_kimg)
-        field_ = generator.field(planes.float(), density_noise_std=noise, generator=self.rng)
+        field_ = generator.field(planes.float(), density_noise_std=noise, rng=self.rng)
         raw = self.renderer.render_image(field_, cameras, self.neural_resolution(kimg), None, self.rng)
         rgb, features = raw_feature_image(raw)
         with autocast:
-            image = generator.superresolution(rgb, features, ws, noise_mode="random", generator=self.rng)
+            image = generator.superresolution(rgb, features, ws, noise_mode="random", rng=self.rng)
         return image.float(), rgb
 
     def render_patches_from_ws(
@@ -251,7 +251,7 @@ class Eg3dPipeline(PatchGanPipeline):
         cameras = self.sample_cameras(b, self.camera_rng).to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
             ws = self.G.mapping(z, self._generator_label(cameras))
-            planes = self.G.synthesis(ws, noise_mode="random", generator=self.rng)
+            planes = self.G.synthesis(ws, noise_mode="random", rng=self.rng)
         field_ = self.G.field(planes.float())
         half = self.config.generator.box_half_size
         points = (torch.rand(b, n, 3, generator=self.rng, device=self.device) * 2.0 - 1.0) * half

@@ -93,9 +93,9 @@ class SuperResolutionBlock(nn.Module):
         self.to_rgb = ToPlanes(out_channels, 3, w_dim, conv_clamp)
 
     def forward(self, x: Tensor, img: Tensor, w: Tensor, noise_mode: NoiseMode,
-                generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        x = self.conv0(x, w, noise_mode, generator)
-        x = self.conv1(x, w, noise_mode, generator)
+                rng: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        x = self.conv0(x, w, noise_mode, rng)
+        x = self.conv1(x, w, noise_mode, rng)
         img = upsample_2d(img) if self.up > 1 else img
         return x, img + self.to_rgb(x, w).to(img.dtype)
 
@@ -126,7 +126,7 @@ class SuperResolution(nn.Module):
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, rgb: Tensor, features: Tensor, ws: Tensor, noise_mode: NoiseMode = "const",
-                generator: torch.Generator | None = None) -> Tensor:
+                rng: torch.Generator | None = None) -> Tensor:
         cfg = self.config
         if features.ndim != 4 or features.shape[1] != cfg.in_channels or rgb.shape[1] != 3:
             raise ValueError(
@@ -143,5 +143,5 @@ class SuperResolution(nn.Module):
         w = ws[:, -1].float()
         x, img = features.float(), rgb.float()
         for block in self.blocks:
-            x, img = block(x, img, w, noise_mode, generator)
+            x, img = block(x, img, w, noise_mode, rng)
         return img

@@ -124,10 +124,12 @@ def default_data_workers(device: torch.device) -> int:
     Each training process counts ``available_cpus() / LOCAL_WORLD_SIZE`` cores (torchrun's
     processes share the machine) and leaves one of them to itself. The cap is
     ``MAX_DEFAULT_WORKERS`` with CUDA, where decoding must keep up with the GPU, and 1 on CPU,
-    where the training step already keeps every core busy: ``benchmarks/data.py`` on 2 cores
-    measured uncached 256^2 PNGs at 220-275 ms per batch of 8 decoded on the training thread
-    (the step's OpenMP threads compete with the decoder) against 20-80 ms in one worker, hidden
-    behind a 1-2 s step; at 64^2 both cost a few ms. A second worker only competes with the step.
+    where the training step already keeps every core busy. ``benchmarks/data.py`` on 2 shared
+    cores: a batch of 8 uncached 256^2 PNGs took 18 ms to decode on the training thread when the
+    machine was lightly loaded and 220-275 ms under load (the step's OpenMP threads compete with
+    the decoder), 13-80 ms in one worker, against a CPU-preset patch-gan step of 0.2-2 s; at 64^2
+    decoding costs 2-3 ms either way. Training fed by one worker ran as fast as without (within
+    the noise of a shared machine); a second worker only competes with the step.
     """
     processes = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
     cap = MAX_DEFAULT_WORKERS if torch.device(device).type == "cuda" else 1

@@ -28,7 +28,7 @@ class TrainConfig:
     batch: int = 64
     """Total batch size over all processes."""
     data_workers: int | None = None
-    """Processes decoding real images for each training process (--data-workers N; 0: on the training thread). None picks for the machine: min(4, cores - 1) with CUDA, where decoding must keep up with the GPU; min(1, cores - 1) on CPU, where the step already uses every core: one worker decodes in the background (uncached 256^2 PNGs cost 220-275 ms per batch of 8 on the training thread, 20-80 ms in a worker; benchmarks/data.py on 2 cores), a second one only competes with the step."""
+    """Processes decoding real images for each training process (--data-workers N; 0: on the training thread). None picks for the machine: min(4, cores - 1) with CUDA, where decoding must keep up with the GPU; min(1, cores - 1) on CPU, where the step already uses every core: one worker hides the decoding (a batch of 8 uncached 256^2 PNGs: 18 ms on the training thread on a quiet machine, 220-275 ms on a busy one, against a 0.2-2 s CPU-preset step; benchmarks/data.py on 2 cores), a second one only competes with the step."""
     resume: str | None = None
     """Continue a run: a checkpoint directory, a run folder, or 'latest' (newest run of this pipeline, or of --out)."""
     seed: int = 0

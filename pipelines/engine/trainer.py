@@ -199,9 +199,9 @@ class Trainer:
         if self._metrics_cache is None:
             self._metrics_cache = MetricsCache()
         metrics_config = MetricsConfig(inception_weights=config.inception_weights)
-        generator = torch.Generator().manual_seed(self.config.seed + self.tick)
+        rng = torch.Generator().manual_seed(self.config.seed + self.tick)
         return compute_metrics(self.pipeline.model(), self.dataset, config.metrics,
-                               config.metrics_images, generator, metrics_config, self._metrics_cache)
+                               config.metrics_images, rng, metrics_config, self._metrics_cache)
 
     def _due(self, every_ticks: int) -> bool:
         return every_ticks > 0 and self.tick % every_ticks == 0

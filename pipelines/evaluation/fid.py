@@ -74,14 +74,14 @@ def fid_from_features(features_a: Tensor | np.ndarray, features_b: Tensor | np.n
 def kernel_inception_distance(
     features_a: Tensor,
     features_b: Tensor,
-    generator: torch.Generator,
+    rng: torch.Generator,
     num_subsets: int = 100,
     subset_size: int = 1000,
 ) -> tuple[float, float]:
     """KID (mean, std over subsets): the unbiased MMD^2 with kernel ``k(x, y) = (x.y / d + 1)^3``.
 
     Following Bińkowski et al. (2018), ``num_subsets`` random subsets of ``subset_size`` features
-    are drawn (without replacement, from ``generator``) from each set; the subset size shrinks to the
+    are drawn (without replacement, from ``rng``) from each set; the subset size shrinks to the
     smaller set when it has fewer features.
     """
     a = features_a.detach().cpu().double()
@@ -100,8 +100,8 @@ def kernel_inception_distance(
         full_xx, full_yy, full_xy = kernel(a, a), kernel(b, b), kernel(a, b)
     values = []
     for _ in range(num_subsets):
-        i = torch.randperm(a.shape[0], generator=generator)[:m]
-        j = torch.randperm(b.shape[0], generator=generator)[:m]
+        i = torch.randperm(a.shape[0], generator=rng)[:m]
+        j = torch.randperm(b.shape[0], generator=rng)[:m]
         if full:
             k_xx, k_yy, k_xy = full_xx[i][:, i], full_yy[j][:, j], full_xy[i][:, j]
         else:

@@ -263,11 +263,11 @@ class InceptionV3Features(nn.Module):
     def random(cls, seed: int = 0, device: torch.device | str = "cpu") -> InceptionV3Features:
         """Randomly initialized network of the same shape: for plumbing tests and timings, not for scores."""
         model = cls()
-        generator = torch.Generator().manual_seed(seed)
+        rng = torch.Generator().manual_seed(seed)
         for module in model.modules():
             if isinstance(module, nn.Conv2d):
                 # He init keeps activations from vanishing through ~90 ReLU layers, so features stay informative.
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=rng)
         model.is_random = True
         return model.to(device)
 

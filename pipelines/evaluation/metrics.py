@@ -78,8 +78,8 @@ class MetricsCache:
     reference_meshes: dict[str, list] = field(default_factory=dict)
 
 
-def _real_images(dataset: object, count: int, generator: torch.Generator) -> Tensor:
-    order = torch.randperm(len(dataset), generator=generator)[:count]
+def _real_images(dataset: object, count: int, rng: torch.Generator) -> Tensor:
+    order = torch.randperm(len(dataset), generator=rng)[:count]
     return torch.stack([dataset[int(i)][0] for i in order])
 
 
@@ -146,7 +146,7 @@ def compute_metrics(
     dataset: object,
     names: list[str] | tuple[str, ...],
     num_images: int,
-    generator: torch.Generator,
+    rng: torch.Generator,
     config: MetricsConfig | None = None,
     cache: MetricsCache | None = None,
     show_progress: bool = False,
@@ -157,7 +157,7 @@ def compute_metrics(
     fakes are its final images from its own camera distribution.
     ``dataset``: items ``(image [3, R, R] in [-1, 1], label)``; images are generated at its resolution R.
     ``num_images`` real and as many generated images feed FID, KID and SWD. Every random choice
-    (latents, cameras, real subset, patches) comes from ``generator``. Keep one ``cache`` per run so the
+    (latents, cameras, real subset, patches) comes from ``rng``. Keep one ``cache`` per run so the
     Inception net and real features are computed once.
 
     Keys: ``fid``; ``kid``, ``kid_std`` (x 1e3); ``swd`` and ``swd_<res>`` (x 1e3); ``mv_psnr`` (dB);
@@ -189,8 +189,8 @@ def compute_metrics(
         model.network.eval()
     try:
         if {"fid", "kid", "swd"} & set(names):
-            reals = _real_images(dataset, count, generator)
-            fakes = _fake_images(model, count, resolution, config.render_batch, generator, show_progress)
+            reals = _real_images(dataset, count, rng)
+            fakes = _fake_images(model, count, resolution, config.render_batch, rng, show_progress)
             if {"fid", "kid"} & set(names):
                 key = (str(getattr(getattr(dataset, "config", None), "path", id(dataset))), resolution, count,
                        id(cache.inception))
@@ -201,19 +201,19 @@ def compute_metrics(
                 if "fid" in names:
                     results["fid"] = fid_from_features(fake_features, real_features)
                 if "kid" in names:
-                    kid, kid_std = kernel_inception_distance(fake_features, real_features, generator,
+                    kid, kid_std = kernel_inception_distance(fake_features, real_features, rng,
                                                              config.kid_subsets, config.kid_subset_size)
                     results["kid"], results["kid_std"] = 1e3 * kid, 1e3 * kid_std
             if "swd" in names:
-                results.update(sliced_wasserstein_distance(fakes, reals, generator, config.swd))
+                results.update(sliced_wasserstein_distance(fakes, reals, rng, config.swd))
         if "mv_psnr" in names:
             results["mv_psnr"] = model_consistency(
-                model, config.consistency_scenes, config.consistency_resolution or resolution, generator,
+                model, config.consistency_scenes, config.consistency_resolution or resolution, rng,
                 config.consistency_yaw_degrees, config.consistency_depth_tolerance, config.render_batch, show_progress,
             )
         if "geometry" in names:
             results.update(model_geometry(model, references, config.geometry_shapes, config.geometry_points,
-                                          config.mesh, generator, show_progress=show_progress))
+                                          config.mesh, rng, show_progress=show_progress))
     finally:
         if was_training:
             model.network.train()

@@ -39,7 +39,7 @@ class ShapeMetrics:
         return {f"{prefix}cov": self.coverage, f"{prefix}mmd": self.mmd, f"{prefix}1nna": self.one_nna}
 
 
-def sample_surface_points(mesh, num_points: int, generator: torch.Generator) -> Tensor:
+def sample_surface_points(mesh, num_points: int, rng: torch.Generator) -> Tensor:
     """``num_points`` points [p, 3] uniform on the mesh surface (area-weighted triangles, uniform barycentrics).
 
     An empty mesh gives ``num_points`` copies of the origin.
@@ -52,9 +52,9 @@ def sample_surface_points(mesh, num_points: int, generator: torch.Generator) -> 
     areas = torch.linalg.cross(edges_a, edges_b).norm(dim=-1)
     if not areas.sum() > 0:
         return triangles[:, 0].mean(dim=0).float().expand(num_points, 3).clone()
-    index = torch.multinomial(areas, num_points, replacement=True, generator=generator)
-    r1, r2 = torch.rand(num_points, generator=generator, dtype=torch.float64), torch.rand(
-        num_points, generator=generator, dtype=torch.float64)
+    index = torch.multinomial(areas, num_points, replacement=True, generator=rng)
+    r1, r2 = torch.rand(num_points, generator=rng, dtype=torch.float64), torch.rand(
+        num_points, generator=rng, dtype=torch.float64)
     # Reflecting (r1, r2) beyond the diagonal keeps barycentric samples uniform inside the triangle.
     flip = r1 + r2 > 1.0
     r1, r2 = torch.where(flip, 1.0 - r1, r1), torch.where(flip, 1.0 - r2, r2)
@@ -115,12 +115,12 @@ def shape_metrics_from_distances(gen_ref: Tensor, gen_gen: Tensor, ref_ref: Tens
     return ShapeMetrics(coverage=float(coverage), mmd=mmd, one_nna=one_nna)
 
 
-def compare_shapes(generated: list, references: list, num_points: int, generator: torch.Generator) -> ShapeMetrics:
+def compare_shapes(generated: list, references: list, num_points: int, rng: torch.Generator) -> ShapeMetrics:
     """COV / MMD / 1-NNA of generated meshes against reference meshes (trimesh objects)."""
     if not generated or not references:
         raise ValueError(f"compare_shapes needs meshes in both sets, got {len(generated)} and {len(references)}")
-    gen = normalize_point_clouds(torch.stack([sample_surface_points(m, num_points, generator) for m in generated]))
-    ref = normalize_point_clouds(torch.stack([sample_surface_points(m, num_points, generator) for m in references]))
+    gen = normalize_point_clouds(torch.stack([sample_surface_points(m, num_points, rng) for m in generated]))
+    ref = normalize_point_clouds(torch.stack([sample_surface_points(m, num_points, rng) for m in references]))
     return shape_metrics_from_distances(
         chamfer_distance_matrix(gen, ref), chamfer_distance_matrix(gen, gen), chamfer_distance_matrix(ref, ref)
     )

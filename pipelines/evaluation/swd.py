@@ -81,8 +81,8 @@ class PatchPositions:
     x: Tensor
 
     @classmethod
-    def draw(cls, count: int, generator: torch.Generator) -> PatchPositions:
-        return cls(*torch.rand(3, count, generator=generator, dtype=torch.float64))
+    def draw(cls, count: int, rng: torch.Generator) -> PatchPositions:
+        return cls(*torch.rand(3, count, generator=rng, dtype=torch.float64))
 
     def indices(self, upper: int) -> tuple[Tensor, ...]:
         return tuple((u * upper).long().clamp(max=upper - 1) for u in (self.image, self.y, self.x))
@@ -124,14 +124,14 @@ def pyramid_descriptors(images: Tensor, positions: list[PatchPositions], config:
             for level, where in zip(levels, positions)]
 
 
-def sliced_wasserstein(a: Tensor, b: Tensor, generator: torch.Generator, directions: int = 128,
+def sliced_wasserstein(a: Tensor, b: Tensor, rng: torch.Generator, directions: int = 128,
                        repeats: int = 4) -> float:
     """Mean over random unit directions of the 1D Wasserstein-1 distance of the projected sets [n, d]."""
     if a.shape != b.shape:
         raise ValueError(f"sliced_wasserstein needs descriptor sets of equal shape, got {list(a.shape)} and {list(b.shape)}")
     results = []
     for _ in range(repeats):
-        dirs = torch.randn(directions, a.shape[1], generator=generator)
+        dirs = torch.randn(directions, a.shape[1], generator=rng)
         dirs = dirs / dirs.norm(dim=1, keepdim=True)
         # [directions, n] so every sort runs along contiguous memory.
         projected_a = torch.sort(dirs @ a.T, dim=1).values
@@ -141,7 +141,7 @@ def sliced_wasserstein(a: Tensor, b: Tensor, generator: torch.Generator, directi
     return float(torch.stack(results).mean())
 
 
-def sliced_wasserstein_distance(images_a: Tensor, images_b: Tensor, generator: torch.Generator,
+def sliced_wasserstein_distance(images_a: Tensor, images_b: Tensor, rng: torch.Generator,
                                 config: SWDConfig | None = None) -> dict[str, float]:
     """ProGAN's SWD between two image sets [n, 3, R, R] (any value range), scaled by 1e3 as they report it.
 
@@ -153,12 +153,12 @@ def sliced_wasserstein_distance(images_a: Tensor, images_b: Tensor, generator: t
     if images_a.shape[1:] != images_b.shape[1:]:
         raise ValueError(f"SWD image sets differ in shape: {list(images_a.shape[1:])} vs {list(images_b.shape[1:])}")
     count = config.patches_per_image * min(len(images_a), len(images_b))
-    positions = [PatchPositions.draw(count, generator) for _ in range(_num_levels(images_a.shape[-1], config))]
+    positions = [PatchPositions.draw(count, rng) for _ in range(_num_levels(images_a.shape[-1], config))]
     desc_a = pyramid_descriptors(images_a, positions, config)
     desc_b = pyramid_descriptors(images_b, positions, config)
     resolution = images_a.shape[-1]
     result = {}
     for level, (a, b) in enumerate(zip(desc_a, desc_b)):
-        result[f"swd_{resolution >> level}"] = 1e3 * sliced_wasserstein(a, b, generator, config.directions, config.repeats)
+        result[f"swd_{resolution >> level}"] = 1e3 * sliced_wasserstein(a, b, rng, config.directions, config.repeats)
     result["swd"] = sum(result.values()) / len(desc_a)
     return result

@@ -74,11 +74,11 @@ def blur_images(images: Tensor, sigma: float | Tensor) -> Tensor:
     return x.reshape(b, c, h, w)
 
 
-def random_xflip(images: Tensor, generator: torch.Generator, probability: float = 0.5) -> tuple[Tensor, Tensor]:
+def random_xflip(images: Tensor, rng: torch.Generator, probability: float = 0.5) -> tuple[Tensor, Tensor]:
     """Mirrors each image left-right with ``probability``; returns the images and the bool mask [b].
 
     Mirror the matching cameras too (``Cameras.mirror_x``) when the label conditions anything.
     """
-    flips = torch.rand(images.shape[0], generator=generator, device=generator.device) < probability
+    flips = torch.rand(images.shape[0], generator=rng, device=rng.device) < probability
     flips = flips.to(images.device)
     return torch.where(flips[:, None, None, None], images.flip(3), images), flips

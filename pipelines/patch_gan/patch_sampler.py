@@ -118,7 +118,7 @@ def sample_patches(
     config: PatchSamplerConfig,
     batch_size: int,
     kimg: float,
-    generator: torch.Generator,
+    rng: torch.Generator,
     group_size: int = 4,
     device: torch.device | str | None = None,
 ) -> Patch:
@@ -126,11 +126,11 @@ def sample_patches(
 
     All items of a minibatch-std group share their patch so the discriminator's group statistics
     compare like with like. Offsets are uniform in ``[0, 1 - scale]`` on each axis. Random numbers
-    come only from ``generator`` (on its device); the result is moved to ``device`` if given.
+    come only from ``rng`` (on its device); the result is moved to ``device`` if given.
 
     Example:
         >>> cfg = PatchSamplerConfig(patch_resolution=32, image_resolution=128)
-        >>> patch = sample_patches(cfg, 8, kimg=0.0, generator=torch.Generator().manual_seed(0))
+        >>> patch = sample_patches(cfg, 8, kimg=0.0, rng=torch.Generator().manual_seed(0))
         >>> patch.scales.shape, patch.offsets.shape
         (torch.Size([8]), torch.Size([8, 2]))
     """
@@ -138,13 +138,13 @@ def sample_patches(
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size <= 0:
         raise ValueError(f"group_size must be a positive int (the minibatch-std group size), got {group_size!r}")
-    gen_device = generator.device
+    gen_device = rng.device
     num_groups = math.ceil(batch_size / group_size)
     if config.mode == "full":
         scales = torch.ones(num_groups, device=gen_device)
         offsets = torch.zeros(num_groups, 2, device=gen_device)
     else:
-        u = torch.rand(num_groups, generator=generator, device=gen_device)
+        u = torch.rand(num_groups, generator=rng, device=gen_device)
         if config.mode == "beta":
             s_min = config.resolved_min_scale
             scales = s_min + (config.max_scale - s_min) * sample_beta_1_b(u, beta_b(config, kimg))
@@ -152,7 +152,7 @@ def sample_patches(
             low = uniform_lower_scale(config, kimg)
             scales = low + (config.max_scale - low) * u
         scales = scales.clamp(max=1.0)
-        offsets = torch.rand(num_groups, 2, generator=generator, device=gen_device) * (1.0 - scales)[:, None]
+        offsets = torch.rand(num_groups, 2, generator=rng, device=gen_device) * (1.0 - scales)[:, None]
     # A trailing partial group (batch not divisible by group_size) shares one patch as well.
     scales = scales.repeat_interleave(group_size)[:batch_size]
     offsets = offsets.repeat_interleave(group_size, dim=0)[:batch_size]

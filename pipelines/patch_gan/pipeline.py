@@ -245,9 +245,9 @@ class PatchGanPipeline(Pipeline):
         """Fake patches [b, 3, r, r] in [-1, 1] of training ws [b, num_ws, w_dim] (training randomness on)."""
         losses = self.config.losses
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
-            planes = generator.synthesis(ws, noise_mode="random", generator=self.rng)
+            planes = generator.synthesis(ws, noise_mode="random", rng=self.rng)
         noise = density_noise_std(kimg, losses.density_noise, losses.density_noise_kimg)
-        field = generator.field(planes.float(), density_noise_std=noise, generator=self.rng)
+        field = generator.field(planes.float(), density_noise_std=noise, rng=self.rng)
         images = self.renderer.render_image(field, cameras, self.train_config.patch_resolution, patch, self.rng)
         return images.rgb * 2.0 - 1.0
 

@@ -35,29 +35,29 @@ def tcnn_reference_forward(params, output_bias, x, num_layers, slope, pad_value=
 
 
 @pytest.mark.parametrize("num_layers", [2, 3])
-def test_torch_backend_reads_tcnn_layout(generator, num_layers):
+def test_torch_backend_reads_tcnn_layout(rng, num_layers):
     n_params = 48 * 64 + (num_layers - 2) * 64 * 64 + 64 * 16
-    params = torch.randn(n_params, generator=generator) * 0.2  # padded columns non-zero on purpose
-    output_bias = torch.randn(OUT, generator=generator)
+    params = torch.randn(n_params, generator=rng) * 0.2  # padded columns non-zero on purpose
+    output_bias = torch.randn(OUT, generator=rng)
     weights, biases = tcnn_params_to_torch_layout(params, output_bias, IN, HIDDEN, OUT, num_layers)
     decoder = MLPDecoder(IN, OUT, HIDDEN, num_layers, negative_slope=0.01, backend="torch")
     decoder.load_plain_weights(weights, biases)
-    x = torch.randn(50, IN, generator=generator)
+    x = torch.randn(50, IN, generator=rng)
     expected = tcnn_reference_forward(params, output_bias, x, num_layers, 0.01)
     assert torch.allclose(decoder(x), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("num_layers", [2, 4])
-def test_round_trip_torch_tcnn_torch(generator, num_layers):
+def test_round_trip_torch_tcnn_torch(rng, num_layers):
     decoder = MLPDecoder(IN, OUT, HIDDEN, num_layers, negative_slope=0.01, backend="torch")
     with torch.no_grad():
         for layer in decoder.layers:
             if layer.bias is not None:
-                layer.bias.normal_(generator=generator)
+                layer.bias.normal_(generator=rng)
     weights, biases = decoder.plain_weights()
     params, out_bias = torch_layout_to_tcnn_params(weights, biases)
     assert params.numel() == 48 * 64 + (num_layers - 2) * 64 * 64 + 64 * 16
-    x = torch.randn(20, IN, generator=generator)
+    x = torch.randn(20, IN, generator=rng)
     assert torch.allclose(tcnn_reference_forward(params, out_bias, x, num_layers, 0.01), decoder(x), atol=1e-5)
     back = MLPDecoder(IN, OUT, HIDDEN, num_layers, negative_slope=0.01, backend="torch")
     back.load_plain_weights(*tcnn_params_to_torch_layout(params, out_bias, IN, HIDDEN, OUT, num_layers))
@@ -95,15 +95,15 @@ def test_auto_is_torch_on_cpu_and_tcnn_compatibility_rules():
 
 
 @pytest.mark.cuda
-def test_tcnn_backend_matches_a_torch_checkpoint(tmp_path, generator, make_tiny_config):
+def test_tcnn_backend_matches_a_torch_checkpoint(tmp_path, rng, make_tiny_config):
     pytest.importorskip("tinycudann")
     config = make_tiny_config(decoder_negative_slope=0.01, decoder_hidden=64, decoder_backend="torch")
     torch_g = TriPlaneGenerator(config, seed=0, device="cuda")
     torch_g.save(tmp_path)
     tcnn_g = TriPlaneGenerator.load(tmp_path, device="cuda", backend="tcnn")
     assert tcnn_g.decoder.backend == "tcnn"
-    z = torch.randn(2, 16, generator=generator).cuda()
-    points = (torch.rand(2, 256, 3, generator=generator) - 0.5).cuda()
+    z = torch.randn(2, 16, generator=rng).cuda()
+    points = (torch.rand(2, 256, 3, generator=rng) - 0.5).cuda()
     planes = torch_g.generate_planes(z)
     expected = torch_g.field(planes)(points)
     got = tcnn_g.field(tcnn_g.generate_planes(z))(points)

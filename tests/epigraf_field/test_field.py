@@ -103,9 +103,9 @@ def test_density_noise_only_with_positive_std_and_reproducible():
     points = torch.zeros(2, 64, 3)
     clean = constant_field(0.2)(points).density
     assert torch.allclose(clean, F.softplus(torch.tensor(0.2)).expand_as(clean))
-    same_a = constant_field(0.2, density_noise_std=1.0, generator=torch.Generator().manual_seed(5))(points).density
-    same_b = constant_field(0.2, density_noise_std=1.0, generator=torch.Generator().manual_seed(5))(points).density
-    other = constant_field(0.2, density_noise_std=1.0, generator=torch.Generator().manual_seed(6))(points).density
+    same_a = constant_field(0.2, density_noise_std=1.0, rng=torch.Generator().manual_seed(5))(points).density
+    same_b = constant_field(0.2, density_noise_std=1.0, rng=torch.Generator().manual_seed(5))(points).density
+    other = constant_field(0.2, density_noise_std=1.0, rng=torch.Generator().manual_seed(6))(points).density
     assert torch.equal(same_a, same_b)
     assert not torch.allclose(same_a, other)
     assert same_a.std() > 0.1 and torch.all(same_a >= 0)
@@ -114,12 +114,12 @@ def test_density_noise_only_with_positive_std_and_reproducible():
     assert abs(raw_noise.mean().item()) < 0.3 and 0.7 < raw_noise.std().item() < 1.3
 
 
-def test_field_from_generator_shapes_gradients_and_errors(generator, make_tiny_config):
+def test_field_from_generator_shapes_gradients_and_errors(rng, make_tiny_config):
     g = TriPlaneGenerator(make_tiny_config(num_feature_channels=6, aggregation="concat"), seed=0)
-    planes = g.generate_planes(torch.randn(2, 16, generator=generator))
+    planes = g.generate_planes(torch.randn(2, 16, generator=rng))
     field = g.field(planes)
-    points = (torch.rand(2, 10, 3, generator=generator) - 0.5) * 0.9
-    out = field(points, directions=torch.randn(2, 10, 3, generator=generator))
+    points = (torch.rand(2, 10, 3, generator=rng) - 0.5) * 0.9
+    out = field(points, directions=torch.randn(2, 10, 3, generator=rng))
     assert out.features.shape == (2, 10, 6) and out.rgb.shape == (2, 10, 3)
     (out.density.sum() + out.features.sum()).backward()
     assert g.decoder.layers[0].weight.grad.abs().sum() > 0
@@ -128,9 +128,9 @@ def test_field_from_generator_shapes_gradients_and_errors(generator, make_tiny_c
         field(points[:1])
 
 
-def test_out_of_box_density_is_exactly_zero_for_a_generated_field(generator, make_tiny_config):
+def test_out_of_box_density_is_exactly_zero_for_a_generated_field(rng, make_tiny_config):
     g = TriPlaneGenerator(make_tiny_config(padding_mode="border"), seed=0)
-    field = g.field(g.generate_planes(torch.randn(2, 16, generator=generator)))
+    field = g.field(g.generate_planes(torch.randn(2, 16, generator=rng)))
     far = torch.tensor([[[0.0, 0.0, 0.5001], [-0.6, 0.0, 0.0]]]).expand(2, 2, 3)
     assert torch.all(field.density(far) == 0)
     assert torch.all(field.density(torch.zeros(2, 1, 3)) > 0)

@@ -40,8 +40,8 @@ def test_lowpass_filter_is_normalized_binomial():
 
 
 @pytest.mark.parametrize("size", [4, 7])
-def test_resampling_matches_reference(generator, size):
-    x = torch.randn(2, 3, size, size, generator=generator)
+def test_resampling_matches_reference(rng, size):
+    x = torch.randn(2, 3, size, size, generator=rng)
     f = lowpass_filter()
     assert torch.allclose(upsample_2d(x), reference_upfirdn(x, f, 2, 1, 2, 1, 4.0), atol=1e-6)
     assert torch.allclose(blur_2d(x, padding=(2, 1)), reference_upfirdn(x, f, 1, 1, 2, 1), atol=1e-6)
@@ -63,16 +63,16 @@ def test_lrelu_gain():
         apply_activation(torch.zeros(1), "gelu")
 
 
-def test_equalized_linear_uses_runtime_gain(generator):
+def test_equalized_linear_uses_runtime_gain(rng):
     layer = EqualizedLinear(8, 4, lr_multiplier=0.01, bias_init=1.0)
-    x = torch.randn(3, 8, generator=generator)
+    x = torch.randn(3, 8, generator=rng)
     expected = x @ (layer.weight * 0.01 / math.sqrt(8)).t() + layer.bias * 0.01
     assert torch.allclose(layer(x), expected, atol=1e-6)
 
 
-def test_equalized_conv_down_is_blur_then_strided_conv(generator):
+def test_equalized_conv_down_is_blur_then_strided_conv(rng):
     conv = EqualizedConv2d(3, 5, 3, down=2)
-    x = torch.randn(2, 3, 8, 8, generator=generator)
+    x = torch.randn(2, 3, 8, 8, generator=rng)
     y = conv(x)
     assert y.shape == (2, 5, 4, 4)
     weight = conv.weight * conv.weight_gain
@@ -81,15 +81,15 @@ def test_equalized_conv_down_is_blur_then_strided_conv(generator):
 
 
 @pytest.mark.parametrize("kernel", [1, 3])
-def test_equalized_conv_up_and_skip_shapes(generator, kernel):
-    x = torch.randn(2, 4, 4, 4, generator=generator)
+def test_equalized_conv_up_and_skip_shapes(rng, kernel):
+    x = torch.randn(2, 4, 4, 4, generator=rng)
     assert EqualizedConv2d(4, 6, kernel, up=2)(x).shape == (2, 6, 8, 8)
     assert EqualizedConv2d(4, 6, kernel, down=2, bias=False)(x).shape == (2, 6, 2, 2)
 
 
-def test_upsampling_conv_equals_upsample_then_conv_in_the_interior(generator):
-    x = torch.randn(2, 6, 8, 8, generator=generator)
-    w = torch.randn(5, 6, 3, 3, generator=generator)
+def test_upsampling_conv_equals_upsample_then_conv_in_the_interior(rng):
+    x = torch.randn(2, 6, 8, 8, generator=rng)
+    w = torch.randn(5, 6, 3, 3, generator=rng)
     fused = resampled_conv2d(x, w, up=2)
     plain = F.conv2d(upsample_2d(x), w, padding=1)
     assert fused.shape == plain.shape == (2, 5, 16, 16)
@@ -97,21 +97,21 @@ def test_upsampling_conv_equals_upsample_then_conv_in_the_interior(generator):
 
 
 @pytest.mark.parametrize("up", [1, 2])
-def test_fused_and_unfused_modulated_conv_agree(generator, up):
-    x = torch.randn(3, 8, 6, 6, generator=generator)
-    weight = torch.randn(4, 8, 3, 3, generator=generator)
-    styles = torch.randn(3, 8, generator=generator)
+def test_fused_and_unfused_modulated_conv_agree(rng, up):
+    x = torch.randn(3, 8, 6, 6, generator=rng)
+    weight = torch.randn(4, 8, 3, 3, generator=rng)
+    styles = torch.randn(3, 8, generator=rng)
     a = modulated_conv2d(x, weight, styles, up=up, fused=True)
     b = modulated_conv2d(x, weight, styles, up=up, fused=False)
     assert a.shape == (3, 4, 6 * up, 6 * up)
     assert torch.allclose(a, b, atol=1e-4)
 
 
-def test_demodulation_gives_unit_output_std(generator):
-    torch.manual_seed(0)  # module init only; data below uses the explicit generator
+def test_demodulation_gives_unit_output_std(rng):
+    torch.manual_seed(0)  # module init only; data below uses the explicit rng
     conv = ModulatedConv2d(64, 64, 3, style_dim=16)
-    x = torch.randn(4, 64, 16, 16, generator=generator)
-    w = torch.randn(4, 16, generator=generator) * 3.0
+    x = torch.randn(4, 64, 16, 16, generator=rng)
+    w = torch.randn(4, 16, generator=rng) * 3.0
     y = conv(x, w)[:, :, 1:-1, 1:-1]
     assert 0.85 < y.std().item() < 1.15
     undemodulated = ModulatedConv2d(64, 64, 3, style_dim=16, demodulate=False)
@@ -119,19 +119,19 @@ def test_demodulation_gives_unit_output_std(generator):
     assert undemodulated(x, w).std().item() > 1.5  # styles of scale ~3 are not normalized away
 
 
-def test_modulated_conv_gradients(generator):
+def test_modulated_conv_gradients(rng):
     conv = ModulatedConv2d(4, 4, 3, style_dim=8, up=2)
-    x = torch.randn(2, 4, 4, 4, generator=generator, requires_grad=True)
-    w = torch.randn(2, 8, generator=generator, requires_grad=True)
+    x = torch.randn(2, 4, 4, 4, generator=rng, requires_grad=True)
+    w = torch.randn(2, 8, generator=rng, requires_grad=True)
     conv(x, w).square().mean().backward()
     for tensor in (x, w, conv.weight, conv.affine.weight):
         assert tensor.grad is not None and torch.isfinite(tensor.grad).all() and tensor.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("size", [5, 8])
-def test_depthwise_resampling_matches_reference_for_asymmetric_taps(generator, size):
+def test_depthwise_resampling_matches_reference_for_asymmetric_taps(rng, size):
     """An asymmetric filter catches a flipped kernel or a swapped axis in the depthwise FIR paths."""
-    x = torch.randn(2, 5, size, size, generator=generator)
+    x = torch.randn(2, 5, size, size, generator=rng)
     f = torch.tensor([1.0, 2.0, 4.0, 1.0]) / 8
     assert torch.allclose(upsample_2d(x, filter=f), reference_upfirdn(x, f, 2, 1, 2, 1, 4.0), atol=1e-6)
     assert torch.allclose(blur_2d(x, f, padding=(2, 1)), reference_upfirdn(x, f, 1, 1, 2, 1), atol=1e-6)
@@ -143,12 +143,12 @@ def test_depthwise_resampling_matches_reference_for_asymmetric_taps(generator, s
 
 
 @pytest.mark.parametrize("up", [1, 2])
-def test_modulated_conv_parts_compose_to_the_modulated_conv(generator, up):
+def test_modulated_conv_parts_compose_to_the_modulated_conv(rng, up):
     from epigraf_field.layers import modulated_conv2d_parts
 
-    x = torch.randn(3, 4, 6, 6, generator=generator)
-    weight = torch.randn(5, 4, 3, 3, generator=generator)
-    styles = torch.randn(3, 4, generator=generator)
+    x = torch.randn(3, 4, 6, 6, generator=rng)
+    weight = torch.randn(5, 4, 3, 3, generator=rng)
+    styles = torch.randn(3, 4, generator=rng)
     y, dcoefs = modulated_conv2d_parts(x, weight, styles, up=up, fused=False)
     assert dcoefs.shape == (3, 5)
     expected = modulated_conv2d(x, weight, styles, up=up, fused=True)

@@ -17,12 +17,12 @@ def test_num_ws_and_widths():
         TriPlaneSynthesis(w_dim=8, plane_resolution=12, plane_channels=4, channel_base=64, channel_max=8)
 
 
-def test_planes_shape_dtype_and_gradients(generator, tiny):
+def test_planes_shape_dtype_and_gradients(rng, tiny):
     g = TriPlaneGenerator(tiny, seed=0)
-    z = torch.randn(2, tiny.z_dim, generator=generator)
+    z = torch.randn(2, tiny.z_dim, generator=rng)
     ws = g.mapping(z)
     assert ws.shape == (2, g.num_ws, tiny.w_dim)
-    planes = g.synthesis(ws, noise_mode="random", generator=generator)
+    planes = g.synthesis(ws, noise_mode="random", rng=rng)
     assert planes.shape == (2, 3, 4, 8, 8) and planes.dtype == torch.float32
     planes.square().mean().backward()
     grads = {name: p.grad for name, p in g.named_parameters() if not name.startswith("decoder")}
@@ -31,18 +31,18 @@ def test_planes_shape_dtype_and_gradients(generator, tiny):
     assert g.synthesis_network.blocks[0].const.grad.abs().sum() > 0
 
 
-def test_noise_modes(generator, tiny):
+def test_noise_modes(rng, tiny):
     g = TriPlaneGenerator(tiny, seed=0)
     with torch.no_grad():
         for p in g.parameters():
             if p.ndim == 0:  # noise strengths start at 0; make the noise visible
                 p.fill_(1.0)
-    ws = g.mapping(torch.randn(2, tiny.z_dim, generator=generator))
+    ws = g.mapping(torch.randn(2, tiny.z_dim, generator=rng))
     const_a, const_b = g.synthesis(ws, "const"), g.synthesis(ws, "const")
     assert torch.equal(const_a, const_b)
-    rand_a = g.synthesis(ws, "random", generator=torch.Generator().manual_seed(1))
-    rand_b = g.synthesis(ws, "random", generator=torch.Generator().manual_seed(1))
-    rand_c = g.synthesis(ws, "random", generator=torch.Generator().manual_seed(2))
+    rand_a = g.synthesis(ws, "random", rng=torch.Generator().manual_seed(1))
+    rand_b = g.synthesis(ws, "random", rng=torch.Generator().manual_seed(1))
+    rand_c = g.synthesis(ws, "random", rng=torch.Generator().manual_seed(2))
     assert torch.equal(rand_a, rand_b) and not torch.allclose(rand_a, rand_c)
     none = g.synthesis(ws, "none")
     assert not torch.allclose(none, const_a)
@@ -50,10 +50,10 @@ def test_noise_modes(generator, tiny):
         g.synthesis(ws, "fixed")
 
 
-def test_generate_planes_matches_two_steps(generator, make_tiny_config):
+def test_generate_planes_matches_two_steps(rng, make_tiny_config):
     g = TriPlaneGenerator(make_tiny_config(c_dim=25), seed=0)
-    z = torch.randn(2, 16, generator=generator)
-    c = torch.randn(2, 25, generator=generator)
+    z = torch.randn(2, 16, generator=rng)
+    c = torch.randn(2, 25, generator=rng)
     expected = g.synthesis(g.mapping(z, c, truncation_psi=0.7), "const")
     assert torch.equal(g.generate_planes(z, c, truncation_psi=0.7), expected)
 
@@ -94,14 +94,14 @@ def _reference_layer_tail(y, dcoefs, noise, strength, bias, clamp):
 @pytest.mark.parametrize("noise_shape", [None, (3, 1, 5, 5), (5, 5)])
 @pytest.mark.parametrize("with_dcoefs", [True, False])
 @pytest.mark.parametrize("clamp", [None, 0.5])
-def test_fused_layer_tail_matches_reference_values_and_gradients(generator, noise_shape, with_dcoefs, clamp):
+def test_fused_layer_tail_matches_reference_values_and_gradients(rng, noise_shape, with_dcoefs, clamp):
     from epigraf_field.synthesis import fused_layer_epilogue
 
-    y = torch.randn(3, 4, 5, 5, generator=generator)
-    dcoefs = torch.rand(3, 4, generator=generator) + 0.5 if with_dcoefs else None
-    noise = torch.randn(*noise_shape, generator=generator) if noise_shape else None
+    y = torch.randn(3, 4, 5, 5, generator=rng)
+    dcoefs = torch.rand(3, 4, generator=rng) + 0.5 if with_dcoefs else None
+    noise = torch.randn(*noise_shape, generator=rng) if noise_shape else None
     strength = torch.tensor(0.7)
-    bias = torch.randn(4, generator=generator)
+    bias = torch.randn(4, generator=rng)
     leaves = [t for t in (y, dcoefs, strength, bias) if t is not None]
     results = []
     for fn in (fused_layer_epilogue, _reference_layer_tail):

@@ -36,3 +36,19 @@ def test_data_benchmark_prints_loader_and_training_rows():
     loader = [r for r in rows if r[0] == "loader"]
     assert [(r[-5], r[-4]) for r in loader] == [("64", "0"), ("64", "1")]
     assert len(rows) == 4 and all(float(r[-3]) > 0 for r in rows)
+
+
+def test_recorded_results_carry_command_machine_and_versions(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from timing import record_result
+
+    path = tmp_path / "results" / "train.jsonl"
+    for seconds in ([4.9, 5.1], [5.0]):
+        record_result(str(path), ["benchmarks/train.py", "--preset", "official"], {"iteration_seconds": seconds})
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [e["iteration_seconds"] for e in entries] == [[4.9, 5.1], [5.0]]
+    assert entries[0]["command"] == "python benchmarks/train.py --preset official"
+    machine = entries[0]["machine"]
+    assert machine["torch"] == torch.__version__ and machine["cores"] >= 1 and machine["processor"]

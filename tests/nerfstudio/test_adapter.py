@@ -51,13 +51,13 @@ def cameras() -> Cameras:
     return Cameras.from_spherical(torch.tensor([0.3, 2.0]), torch.tensor([0.2, -0.4]), radius=1.3, fov_degrees=45.0)
 
 
-def test_nerfacto_rendered_by_us_equals_nerfstudio_renderer(generator) -> None:
+def test_nerfacto_rendered_by_us_equals_nerfstudio_renderer(rng) -> None:
     field = small_nerfacto()
     adapter = NerfstudioFieldAdapter(field, NerfstudioFieldAdapterConfig(transform=TRANSFORM, camera_index=1))
     rays = generate_rays(cameras()[:1], 6)
     renderer = VolumeRenderer(VolumeRendererConfig(sampler="stratified", num_coarse=12, background="white"))
     with torch.no_grad():
-        ours = renderer.render_rays(adapter, rays, generator=generator)  # jittered intervals
+        ours = renderer.render_rays(adapter, rays, rng=rng)  # jittered intervals
     assert 0.05 < ours.opacity.mean() < 0.99
 
     # nerfstudio renders the very same intervals, in its own units.
@@ -80,10 +80,10 @@ def test_nerfacto_rendered_by_us_equals_nerfstudio_renderer(generator) -> None:
     assert torch.allclose(ours.rgb[0], rgb, atol=1e-5)
 
 
-def test_adapter_density_is_per_unit_of_our_world(generator) -> None:
+def test_adapter_density_is_per_unit_of_our_world(rng) -> None:
     field = small_nerfacto()
     adapter = NerfstudioFieldAdapter(field, NerfstudioFieldAdapterConfig(transform=TRANSFORM))
-    points = (torch.rand(2, 30, 3, generator=generator) - 0.5) * 0.9
+    points = (torch.rand(2, 30, 3, generator=rng) - 0.5) * 0.9
     with torch.no_grad():
         density = adapter.density(points)
         values = adapter(points)

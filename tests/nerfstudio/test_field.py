@@ -41,11 +41,11 @@ def ray_samples_from_ours(rays: RayBundle, samples: OurRaySamples, transform: Sc
     return RaySamples(frustums, deltas=ends - starts)
 
 
-def test_density_and_colour_equal_our_field_at_the_same_points(tiny_generator, generator) -> None:
+def test_density_and_colour_equal_our_field_at_the_same_points(tiny_generator, rng) -> None:
     ws = target_ws(tiny_generator)
     field = EpigrafField(tiny_generator, ws, latent_kind="w+", transform=TRANSFORM)
     # Points inside and outside the box (where density must be exactly zero).
-    points = (torch.rand(1, 200, 3, generator=generator) - 0.5) * 1.4
+    points = (torch.rand(1, 200, 3, generator=rng) - 0.5) * 1.4
     reference = tiny_generator.field(tiny_generator.synthesis(ws))(points)
     assert (reference.density == 0).any() and (reference.density > 0).any()
 
@@ -58,8 +58,8 @@ def test_density_and_colour_equal_our_field_at_the_same_points(tiny_generator, g
     assert torch.allclose(density, out[FieldHeadNames.DENSITY], atol=1e-6)
 
 
-def test_z_latent_is_mapped_with_truncation(tiny_generator, generator) -> None:
-    z = torch.randn(1, tiny_generator.config.z_dim, generator=generator)
+def test_z_latent_is_mapped_with_truncation(tiny_generator, rng) -> None:
+    z = torch.randn(1, tiny_generator.config.z_dim, generator=rng)
     field = EpigrafField(tiny_generator, z, latent_kind="z", truncation_psi=0.5)
     expected = tiny_generator.mapping(z, truncation_psi=0.5)
     assert torch.allclose(field.ws(), expected)
@@ -105,9 +105,9 @@ def test_planes_are_cached_until_the_latent_changes(tiny_generator, monkeypatch:
     assert len(calls) == 3
 
 
-def test_gradients_reach_the_latent_then_the_planes(tiny_generator, generator) -> None:
+def test_gradients_reach_the_latent_then_the_planes(tiny_generator, rng) -> None:
     field = EpigrafField(tiny_generator, target_ws(tiny_generator)[:, 0], latent_kind="w", trainable=True)
-    samples = point_samples((torch.rand(64, 3, generator=generator) - 0.5) * 0.8)
+    samples = point_samples((torch.rand(64, 3, generator=rng) - 0.5) * 0.8)
     field(samples)[FieldHeadNames.RGB].sum().backward()
     assert field.latent.grad is not None and field.latent.grad.abs().sum() > 0
     assert not any(p.requires_grad for p in tiny_generator.parameters())

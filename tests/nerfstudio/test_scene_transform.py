@@ -25,10 +25,10 @@ def test_hand_checked_point(transform: SceneTransformConfig) -> None:
     assert torch.allclose(forward, torch.tensor([[0.0, 0.0, -1.0]]))
 
 
-def test_points_and_directions_round_trip(transform: SceneTransformConfig, generator: torch.Generator) -> None:
-    points = torch.randn(2, 7, 3, generator=generator)
+def test_points_and_directions_round_trip(transform: SceneTransformConfig, rng: torch.Generator) -> None:
+    points = torch.randn(2, 7, 3, generator=rng)
     assert torch.allclose(transform.points_from_box(transform.points_to_box(points)), points, atol=1e-6)
-    directions = torch.nn.functional.normalize(torch.randn(2, 7, 3, generator=generator), dim=-1)
+    directions = torch.nn.functional.normalize(torch.randn(2, 7, 3, generator=rng), dim=-1)
     mapped = transform.directions_to_box(directions)
     assert torch.allclose(mapped.norm(dim=-1), torch.ones(2, 7), atol=1e-6)
     assert torch.allclose(transform.directions_from_box(mapped), directions, atol=1e-6)

@@ -10,4 +10,4 @@ from tests.renderers.helpers import RandomTriPlaneField
 
 @pytest.fixture
 def random_field() -> RandomTriPlaneField:
-    return RandomTriPlaneField(batch_size=2, generator=torch.Generator().manual_seed(3))
+    return RandomTriPlaneField(batch_size=2, rng=torch.Generator().manual_seed(3))

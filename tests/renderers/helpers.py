@@ -17,12 +17,12 @@ class RandomTriPlaneField(nn.Module):
     can be checked too.
     """
 
-    def __init__(self, batch_size: int, generator: torch.Generator, channels: int = 4, resolution: int = 8,
+    def __init__(self, batch_size: int, rng: torch.Generator, channels: int = 4, resolution: int = 8,
                  cutoff: float = 0.35, scale: float = 60.0, box_half_size: float = 0.5) -> None:
         super().__init__()
-        self.planes = nn.Parameter(torch.randn(batch_size, 3, channels, resolution, resolution, generator=generator))
-        self.hidden = nn.Parameter(torch.randn(channels, 16, generator=generator) / channels**0.5)
-        self.out = nn.Parameter(torch.randn(16, 4, generator=generator) / 4.0)
+        self.planes = nn.Parameter(torch.randn(batch_size, 3, channels, resolution, resolution, generator=rng))
+        self.hidden = nn.Parameter(torch.randn(channels, 16, generator=rng) / channels**0.5)
+        self.out = nn.Parameter(torch.randn(16, 4, generator=rng) / 4.0)
         self.cutoff, self.scale, self.box_half_size = cutoff, scale, box_half_size
 
     def _raw(self, points: Tensor) -> Tensor:

@@ -13,9 +13,9 @@ from renderers.compositing import composite, resolve_background
 from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig
 
 
-def test_constant_density_has_closed_form_weights(generator):
+def test_constant_density_has_closed_form_weights(rng):
     sigma = 3.0
-    edges = torch.sort(torch.rand(1, 2, 9, generator=generator), dim=-1).values
+    edges = torch.sort(torch.rand(1, 2, 9, generator=rng), dim=-1).values
     starts, ends = edges[..., :-1], edges[..., 1:]
     delta = ends - starts
     out = composite(starts, ends, torch.full((1, 2, 8), sigma), torch.ones(1, 2, 8, 3), "black")
@@ -67,9 +67,9 @@ def test_random_background_is_reproducible_and_per_ray():
     empty = ConstantField(sigma=0.0)
     cams = Cameras.look_at(torch.tensor([[0.0, 0.0, 2.0]]), fov_degrees=30.0)
     renderer = VolumeRenderer(VolumeRendererConfig(sampler="stratified", num_coarse=4, background="random"))
-    a = renderer.render_image(empty, cams, 4, generator=torch.Generator().manual_seed(1)).rgb
-    b = renderer.render_image(empty, cams, 4, generator=torch.Generator().manual_seed(1)).rgb
-    c = renderer.render_image(empty, cams, 4, generator=torch.Generator().manual_seed(2)).rgb
+    a = renderer.render_image(empty, cams, 4, rng=torch.Generator().manual_seed(1)).rgb
+    b = renderer.render_image(empty, cams, 4, rng=torch.Generator().manual_seed(1)).rgb
+    c = renderer.render_image(empty, cams, 4, rng=torch.Generator().manual_seed(2)).rgb
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.std() > 0.1 and (a >= 0).all() and (a <= 1).all()
 

@@ -85,34 +85,34 @@ def reference_march(o, d, grid, half, near, far, dt):
             return out
 
 
-def random_rays(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def random_rays(n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Rays from around and inside the box, some axis-aligned, with assorted near/far planes."""
-    origins = (torch.rand(n, 3, generator=generator) - 0.5) * 4.0
+    origins = (torch.rand(n, 3, generator=rng) - 0.5) * 4.0
     origins[: n // 8] *= 0.2  # some start inside the box
-    targets = (torch.rand(n, 3, generator=generator) - 0.5) * 1.2
+    targets = (torch.rand(n, 3, generator=rng) - 0.5) * 1.2
     directions = torch.nn.functional.normalize(targets - origins, dim=-1)
-    axis = torch.randint(0, 3, (n // 8,), generator=generator)
+    axis = torch.randint(0, 3, (n // 8,), generator=rng)
     aligned = torch.zeros(n // 8, 3)
-    aligned[torch.arange(n // 8), axis] = torch.where(torch.rand(n // 8, generator=generator) < 0.5, -1.0, 1.0)
+    aligned[torch.arange(n // 8), axis] = torch.where(torch.rand(n // 8, generator=rng) < 0.5, -1.0, 1.0)
     directions[n // 8 : n // 4] = aligned
-    origins[n // 8 : n // 4] = (torch.rand(n // 8, 3, generator=generator) - 0.5) * 1.0
+    origins[n // 8 : n // 4] = (torch.rand(n // 8, 3, generator=rng) - 0.5) * 1.0
     origins[n // 8 : n // 4][torch.arange(n // 8), axis] = -2.0 * aligned[torch.arange(n // 8), axis]
-    near = torch.rand(n, generator=generator) * 1.5
-    far = near + 0.5 + torch.rand(n, generator=generator) * 3.0
+    near = torch.rand(n, generator=rng) * 1.5
+    far = near + 0.5 + torch.rand(n, generator=rng) * 3.0
     return origins, directions, near, far
 
 
 @pytest.mark.parametrize("layout", ["dense", "sparse"])
-def test_torch_traversal_matches_scalar_reference(generator, layout):
+def test_torch_traversal_matches_scalar_reference(rng, layout):
     n, g, dt = 400, 8, 0.037
-    origins, directions, near, far = random_rays(n, generator)
-    grid = torch.rand(2, g, g, g, generator=generator) < 0.5
+    origins, directions, near, far = random_rays(n, rng)
+    grid = torch.rand(2, g, g, g, generator=rng) < 0.5
     if layout == "sparse":  # occupied cells only in a corner block of each scene
         grid[0, :, :, 4:] = False
         grid[0, 3:] = False
         grid[1, :5] = False
         grid[1, :, 6:] = False
-    scenes = torch.randint(0, 2, (n,), generator=generator)
+    scenes = torch.randint(0, 2, (n,), generator=rng)
     packed = traverse_occupancy_grid(origins, directions, grid, scenes, 0.5, near, far, dt, backend="torch")
     total = 0
     for i in range(n):
@@ -223,8 +223,8 @@ def test_grid_threshold_is_on_one_step_opacity():
 
 def test_jittered_grid_probes_are_reproducible():
     field = SphereField(radius=0.27)
-    a = OccupancyGrid.from_field(field, 1, resolution=8, dilation=0, generator=torch.Generator().manual_seed(1))
-    b = OccupancyGrid.from_field(field, 1, resolution=8, dilation=0, generator=torch.Generator().manual_seed(1))
+    a = OccupancyGrid.from_field(field, 1, resolution=8, dilation=0, rng=torch.Generator().manual_seed(1))
+    b = OccupancyGrid.from_field(field, 1, resolution=8, dilation=0, rng=torch.Generator().manual_seed(1))
     assert torch.equal(a.binaries, b.binaries)
 
 
@@ -243,15 +243,15 @@ def test_occupancy_samples_are_padded_per_ray():
 
 
 @pytest.mark.cuda
-def test_torch_traversal_matches_nerfacc_cuda(generator):
+def test_torch_traversal_matches_nerfacc_cuda(rng):
     from renderers.occupancy import nerfacc_cuda_available
 
     if not nerfacc_cuda_available():
         pytest.fail("nerfacc's CUDA extension did not load on a CUDA machine")
     n, g = 4000, 32
-    origins, directions, near, far = (x.cuda() for x in random_rays(n, generator))
-    grid = (torch.rand(2, g, g, g, generator=generator) < 0.5).cuda()
-    scenes = torch.randint(0, 2, (n,), generator=generator).cuda()
+    origins, directions, near, far = (x.cuda() for x in random_rays(n, rng))
+    grid = (torch.rand(2, g, g, g, generator=rng) < 0.5).cuda()
+    scenes = torch.randint(0, 2, (n,), generator=rng).cuda()
     step = 2 * math.sqrt(3) / 256
     args = (origins, directions, grid, scenes, 0.5, near, far, step)
     ours = traverse_occupancy_grid(*args, backend="torch")

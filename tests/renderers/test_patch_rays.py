@@ -90,13 +90,13 @@ def test_fixed_bounds_come_from_the_cameras():
     assert (rays.near == 0.75).all() and (rays.far == 1.25).all()
 
 
-def test_crop_of_full_patch_returns_the_image(generator):
-    image = torch.rand(2, 3, 8, 8, generator=generator)
+def test_crop_of_full_patch_returns_the_image(rng):
+    image = torch.rand(2, 3, 8, 8, generator=rng)
     assert torch.allclose(crop_patches(image, Patch.full(2), 8), image, atol=1e-6)
 
 
-def test_crop_agrees_with_pixel_centres(generator):
-    image = torch.rand(2, 3, 16, 16, generator=generator)
+def test_crop_agrees_with_pixel_centres(rng):
+    image = torch.rand(2, 3, 16, 16, generator=rng)
     patch = Patch(torch.tensor([0.5, 0.5]), torch.tensor([[0.5, 0.0], [0.0, 0.5]]))
     crops = crop_patches(image, patch, 8)
     assert torch.allclose(crops[0], image[0, :, :8, 8:], atol=1e-6)

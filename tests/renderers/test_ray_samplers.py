@@ -30,9 +30,9 @@ def test_stratified_without_generator_is_evenly_spaced():
     assert torch.allclose(samples.t_ends, expected + 0.5, atol=1e-6)
 
 
-def test_stratified_jitter_tiles_near_far_and_stays_in_strata(generator):
+def test_stratified_jitter_tiles_near_far_and_stays_in_strata(rng):
     rays = bundle()
-    samples = stratified_samples(rays, 8, generator)
+    samples = stratified_samples(rays, 8, rng)
     assert torch.allclose(samples.t_starts[..., 0:1], rays.near) and torch.allclose(samples.t_ends[..., -1:], rays.far)
     assert torch.equal(samples.t_starts[..., 1:], samples.t_ends[..., :-1])  # contiguous
     assert (samples.t_ends > samples.t_starts).all()
@@ -64,14 +64,14 @@ def test_blur_weights_matches_the_formula():
     assert torch.allclose(blur_weights(w, 0.0), torch.tensor([[[0.5, 1.0, 0.5, 0.0]]]))
 
 
-def test_importance_samples_concentrate_where_the_weights_are(generator):
+def test_importance_samples_concentrate_where_the_weights_are(rng):
     rays = RayBundle(torch.zeros(1, 2, 3), torch.tensor([0.0, 0.0, 1.0]).expand(1, 2, 3), torch.zeros(1, 2, 1),
                      torch.ones(1, 2, 1))
     coarse = stratified_samples(rays, 16)
     weights = torch.zeros(1, 2, 16)
     weights[0, 0, 5] = 1.0
     weights[0, 1, 12] = 1.0
-    for gen in (None, generator):
+    for gen in (None, rng):
         fine = importance_samples(coarse, weights, 64, gen)
         assert fine.shape == (1, 2, 64)
         assert (fine[..., 1:] >= fine[..., :-1]).all()  # sorted
@@ -82,10 +82,10 @@ def test_importance_samples_concentrate_where_the_weights_are(generator):
         assert not fine.requires_grad
 
 
-def test_merge_sorts_points_and_tiles_the_ray(generator):
+def test_merge_sorts_points_and_tiles_the_ray(rng):
     rays = bundle()
-    coarse = stratified_samples(rays, 6, generator)
-    fine = torch.sort(rays.near + torch.rand(2, 3, 5, generator=generator) * 2.0, dim=-1).values
+    coarse = stratified_samples(rays, 6, rng)
+    fine = torch.sort(rays.near + torch.rand(2, 3, 5, generator=rng) * 2.0, dim=-1).values
     merged, order = merge_samples(coarse, fine)
     assert merged.num_samples == 11
     everything = torch.cat([coarse.positions, fine], dim=-1)

@@ -91,9 +91,9 @@ def test_occupancy_with_a_tri_plane_generator():
 
 @pytest.mark.parametrize("sampler", ["stratified", "importance", "occupancy"])
 def test_gradients_reach_the_field(sampler):
-    field = RandomTriPlaneField(batch_size=2, generator=torch.Generator().manual_seed(3))
+    field = RandomTriPlaneField(batch_size=2, rng=torch.Generator().manual_seed(3))
     renderer = VolumeRenderer(VolumeRendererConfig(sampler=sampler, num_coarse=8, num_fine=8, occupancy_resolution=16))
-    out = renderer.render_image(field, orbit(), 8, generator=torch.Generator().manual_seed(0))
+    out = renderer.render_image(field, orbit(), 8, rng=torch.Generator().manual_seed(0))
     (out.rgb.mean() + out.depth.mean()).backward()
     for name, parameter in field.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
@@ -110,7 +110,7 @@ def test_gradients_reach_analytic_parameters():
 def test_renders_are_deterministic_under_a_seed(random_field, sampler):
     renderer = VolumeRenderer(VolumeRendererConfig(sampler=sampler, num_coarse=8, num_fine=8, occupancy_resolution=16))
     render = lambda seed: renderer.render_image(  # noqa: E731
-        random_field, orbit(), 8, generator=torch.Generator().manual_seed(seed)
+        random_field, orbit(), 8, rng=torch.Generator().manual_seed(seed)
     ).rgb.detach()
     assert torch.equal(render(4), render(4))
     assert not torch.equal(render(4), render(5))
@@ -181,7 +181,7 @@ def test_config_round_trips_through_json():
 @pytest.mark.cuda
 @pytest.mark.parametrize("sampler", ["stratified", "importance", "occupancy"])
 def test_cpu_and_cuda_renders_agree(sampler):
-    field = RandomTriPlaneField(batch_size=2, generator=torch.Generator().manual_seed(3))
+    field = RandomTriPlaneField(batch_size=2, rng=torch.Generator().manual_seed(3))
     renderer = VolumeRenderer(VolumeRendererConfig(sampler=sampler))
     cams = orbit()
     cpu = renderer.render_image(field, cams, 16)

@@ -17,9 +17,9 @@ def _looks_at_origin(cams) -> None:
     torch.testing.assert_close(forward, -torch.nn.functional.normalize(cams.centers, dim=-1), atol=1e-5, rtol=0)
 
 
-def test_faces_preset_statistics(generator):
+def test_faces_preset_statistics(rng):
     config = CameraDistributionConfig.faces()
-    cams = sample_cameras(config, 20000, generator)
+    cams = sample_cameras(config, 20000, rng)
     yaw, pitch, radius = cams.to_spherical()
     assert abs(yaw.mean().item()) < 0.01 and abs(yaw.std().item() - 0.3) < 0.01
     assert abs(pitch.mean().item()) < 0.01 and abs(pitch.std().item() - 0.155) < 0.005
@@ -29,11 +29,11 @@ def test_faces_preset_statistics(generator):
     _looks_at_origin(cams)
 
 
-def test_uniform_angles_stay_in_range_with_uniform_spread(generator):
+def test_uniform_angles_stay_in_range_with_uniform_spread(rng):
     config = CameraDistributionConfig(angles="uniform", yaw_mean_degrees=20.0, yaw_spread_degrees=30.0,
                                       pitch_mean_degrees=10.0, pitch_spread_degrees=20.0, radius=1.3, fov_degrees=40.0,
                                       near=None, far=None)
-    cams = sample_cameras(config, 20000, generator)
+    cams = sample_cameras(config, 20000, rng)
     yaw, pitch, radius = cams.to_spherical()
     yaw, pitch = torch.rad2deg(yaw), torch.rad2deg(pitch)
     assert yaw.min() >= -10.0 - 1e-3 and yaw.max() <= 50.0 + 1e-3
@@ -44,8 +44,8 @@ def test_uniform_angles_stay_in_range_with_uniform_spread(generator):
     _looks_at_origin(cams)
 
 
-def test_objects_360_is_uniform_on_the_sphere(generator):
-    cams = sample_cameras(CameraDistributionConfig.objects_360(), 20000, generator)
+def test_objects_360_is_uniform_on_the_sphere(rng):
+    cams = sample_cameras(CameraDistributionConfig.objects_360(), 20000, rng)
     directions = torch.nn.functional.normalize(cams.centers, dim=-1)
     assert directions.mean(0).abs().max() < 0.02  # no preferred direction
     torch.testing.assert_close((directions**2).mean(0), torch.full((3,), 1.0 / 3.0), atol=0.01, rtol=0)
@@ -62,18 +62,18 @@ def test_same_generator_seed_gives_same_cameras():
     assert torch.equal(a.cam2world, b.cam2world) and not torch.equal(a.cam2world, c.cam2world)
 
 
-def test_dataset_poses_are_drawn_from_the_labels(synth_dir, generator):
+def test_dataset_poses_are_drawn_from_the_labels(synth_dir, rng):
     dataset = ImageDataset(DatasetConfig(path=synth_dir / "dataset.zip", resolution=32))
-    cams = sample_cameras(CameraDistributionConfig.from_dataset(), 64, generator, poses=dataset.labels)
+    cams = sample_cameras(CameraDistributionConfig.from_dataset(), 64, rng, poses=dataset.labels)
     labels = cams.to_label()
     distances = (labels[:, None, :] - dataset.labels[None, :, :]).abs().amax(dim=-1)
     assert distances.min(dim=1).values.max() < 1e-6
     assert len({tuple(row) for row in labels.tolist()}) > 1
 
 
-def test_dataset_source_needs_labels(generator):
+def test_dataset_source_needs_labels(rng):
     with pytest.raises(ValueError, match="needs the dataset's camera labels"):
-        sample_cameras(CameraDistributionConfig.from_dataset(), 4, generator)
+        sample_cameras(CameraDistributionConfig.from_dataset(), 4, rng)
 
 
 def test_config_json_round_trip():

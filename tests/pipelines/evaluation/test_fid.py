@@ -42,25 +42,25 @@ def test_frechet_distance_agrees_with_the_matrix_square_root():
     assert frechet_distance(b, a) == pytest.approx(reference, rel=1e-8)
 
 
-def test_low_rank_path_equals_the_covariance_path(generator):
-    a = torch.randn(12, 40, generator=generator, dtype=torch.float64)
-    b = torch.randn(9, 40, generator=generator, dtype=torch.float64) * 2 + 0.3
+def test_low_rank_path_equals_the_covariance_path(rng):
+    a = torch.randn(12, 40, generator=rng, dtype=torch.float64)
+    b = torch.randn(9, 40, generator=rng, dtype=torch.float64) * 2 + 0.3
     reference = frechet_distance(FeatureStatistics.of(a), FeatureStatistics.of(b))
     # The d x d path takes square roots of the rounding noise in the zero eigenvalues: agree to 1e-6.
     assert fid_from_features(a, b) == pytest.approx(reference, rel=1e-6)
 
 
-def test_fid_from_samples_approaches_the_mean_shift(generator):
-    features = torch.randn(4000, 4, generator=generator, dtype=torch.float64)
+def test_fid_from_samples_approaches_the_mean_shift(rng):
+    features = torch.randn(4000, 4, generator=rng, dtype=torch.float64)
     assert fid_from_features(features, features) == pytest.approx(0.0, abs=1e-8)
     shifted = features + torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
     assert fid_from_features(features, shifted) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_kid_is_zero_for_the_same_distribution_and_grows_with_a_shift(generator):
-    a = torch.randn(600, 8, generator=generator)
-    b = torch.randn(600, 8, generator=generator)
-    kid = lambda shift: kernel_inception_distance(a, b + shift, generator, num_subsets=10, subset_size=300)[0]  # noqa: E731
+def test_kid_is_zero_for_the_same_distribution_and_grows_with_a_shift(rng):
+    a = torch.randn(600, 8, generator=rng)
+    b = torch.randn(600, 8, generator=rng)
+    kid = lambda shift: kernel_inception_distance(a, b + shift, rng, num_subsets=10, subset_size=300)[0]  # noqa: E731
     same, near, far = kid(0.0), kid(0.5), kid(2.0)
     # Unbiased estimator: about 0 (either sign) for one distribution, ~1 and ~100 for these shifts.
     assert abs(same) < 0.05 < 0.5 < near < far
@@ -115,10 +115,10 @@ def test_weight_files_load_without_unpickling_and_wrong_ones_are_named(tmp_path)
         InceptionV3Features().load_weights(path)
 
 
-def test_inception_code_path_with_random_weights_plumbing_only(generator):
+def test_inception_code_path_with_random_weights_plumbing_only(rng):
     """PLUMBING TEST, NOT A SCORE: a randomly initialized Inception-shaped network runs the FID path."""
     net = InceptionV3Features.random(seed=0)
-    images = torch.rand(4, 3, 16, 16, generator=generator) * 2 - 1
+    images = torch.rand(4, 3, 16, 16, generator=rng) * 2 - 1
     features = inception_features(net, images, batch_size=4)
     assert features.shape == (4, 2048) and torch.isfinite(features).all()
     assert features.std(dim=0).mean() > 0  # different images give different features

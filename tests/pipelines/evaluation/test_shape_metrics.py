@@ -35,24 +35,24 @@ def test_chamfer_of_single_points_is_twice_the_squared_distance():
     assert chamfer_distance_matrix(a, a)[0, 0] == 0.0
 
 
-def test_surface_samples_lie_on_the_surface_and_spread_by_area(generator):
+def test_surface_samples_lie_on_the_surface_and_spread_by_area(rng):
     square = trimesh.Trimesh(vertices=[[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], faces=[[0, 1, 2], [0, 2, 3]])
-    points = sample_surface_points(square, 4000, generator)
+    points = sample_surface_points(square, 4000, rng)
     assert points.shape == (4000, 3)
     assert (points[:, 2] == 0).all() and (points[:, :2] >= 0).all() and (points[:, :2] <= 1).all()
     torch.testing.assert_close(points[:, :2].mean(dim=0), torch.tensor([0.5, 0.5]), atol=0.02, rtol=0)
 
 
-def test_normalization_centres_and_scales_each_cloud(generator):
-    clouds = torch.rand(3, 100, 3, generator=generator) * torch.tensor([1.0, 5.0, 0.1]).reshape(1, 1, 3) + 7.0
+def test_normalization_centres_and_scales_each_cloud(rng):
+    clouds = torch.rand(3, 100, 3, generator=rng) * torch.tensor([1.0, 5.0, 0.1]).reshape(1, 1, 3) + 7.0
     normalized = normalize_point_clouds(clouds)
     torch.testing.assert_close(normalized.norm(dim=-1).amax(dim=1), torch.ones(3))
     centre = (normalized.amax(dim=1) + normalized.amin(dim=1)) / 2
     torch.testing.assert_close(centre, torch.zeros(3, 3), atol=1e-6, rtol=0)
 
 
-def test_identical_sets_cover_everything_at_zero_distance(generator):
-    clouds = normalize_point_clouds(torch.stack([sample_surface_points(m, 256, generator) for m in distinct_shapes()]))
+def test_identical_sets_cover_everything_at_zero_distance(rng):
+    clouds = normalize_point_clouds(torch.stack([sample_surface_points(m, 256, rng) for m in distinct_shapes()]))
     d = chamfer_distance_matrix(clouds, clouds)
     metrics = shape_metrics_from_distances(d, d, d)
     assert metrics.coverage == 1.0 and metrics.mmd == pytest.approx(0.0, abs=1e-6)
@@ -60,14 +60,14 @@ def test_identical_sets_cover_everything_at_zero_distance(generator):
     assert metrics.one_nna == 0.0
 
 
-def test_resampled_identical_meshes_versus_disjoint_sets(generator):
+def test_resampled_identical_meshes_versus_disjoint_sets(rng):
     shapes = distinct_shapes()
-    same = compare_shapes(shapes, shapes, 512, generator)
+    same = compare_shapes(shapes, shapes, 512, rng)
     assert same.coverage == 1.0
     assert same.one_nna <= 0.2
     balls = [trimesh.creation.icosphere(subdivisions=2, radius=0.3) for _ in range(4)]
     rods = [trimesh.creation.box(extents=(0.8, 0.05 + 0.01 * i, 0.05)) for i in range(4)]
-    apart = compare_shapes(rods, balls, 512, generator)
+    apart = compare_shapes(rods, balls, 512, rng)
     assert apart.one_nna == 1.0  # the two sets are told apart perfectly
     assert apart.mmd > 10 * same.mmd
     assert apart.coverage <= 0.5  # all rods map to few balls
@@ -83,14 +83,14 @@ def test_reference_meshes_come_from_metadata(tmp_path):
         find_reference_meshes(tmp_path / "elsewhere" / "dataset.zip")
 
 
-def test_empty_meshes_become_the_origin(generator):
-    points = sample_surface_points(trimesh.Trimesh(), 10, generator)
+def test_empty_meshes_become_the_origin(rng):
+    points = sample_surface_points(trimesh.Trimesh(), 10, rng)
     assert np.allclose(points.numpy(), 0.0)
 
 
-def test_kd_tree_chamfer_equals_the_dense_one(generator):
+def test_kd_tree_chamfer_equals_the_dense_one(rng):
     from pipelines.evaluation.shape_metrics import _chamfer_dense
 
-    a = torch.rand(3, 200, 3, generator=generator)
-    b = torch.rand(4, 150, 3, generator=generator)
+    a = torch.rand(3, 200, 3, generator=rng)
+    b = torch.rand(4, 150, 3, generator=rng)
     torch.testing.assert_close(chamfer_distance_matrix(a, b), _chamfer_dense(a, b, chunk=3), atol=1e-6, rtol=1e-5)

@@ -29,15 +29,15 @@ def test_pyramid_reconstructs_the_image():
     torch.testing.assert_close(levels[0] + pyramid_up(levels[1]), images)
 
 
-def test_one_dimensional_wasserstein_matches_the_closed_form(generator):
-    a = torch.randn(1000, 1, generator=generator)
+def test_one_dimensional_wasserstein_matches_the_closed_form(rng):
+    a = torch.randn(1000, 1, generator=rng)
     # Along the only direction (+-1), W1 of a set and the set shifted by 0.7 is 0.7.
-    assert sliced_wasserstein(a, a + 0.7, generator, directions=4, repeats=2) == pytest.approx(0.7, abs=1e-5)
+    assert sliced_wasserstein(a, a + 0.7, rng, directions=4, repeats=2) == pytest.approx(0.7, abs=1e-5)
 
 
-def test_a_set_against_itself_is_zero(generator):
+def test_a_set_against_itself_is_zero(rng):
     images = smooth_images(8, 1)
-    result = sliced_wasserstein_distance(images, images, generator, SMALL)
+    result = sliced_wasserstein_distance(images, images, rng, SMALL)
     assert set(result) == {"swd", "swd_32", "swd_16"}
     assert result["swd"] == pytest.approx(0.0, abs=1e-6)
 
@@ -53,6 +53,6 @@ def test_distance_grows_with_the_shift():
     assert values[1] < values[2] < values[3], values
 
 
-def test_rejects_sizes_off_the_pyramid(generator):
+def test_rejects_sizes_off_the_pyramid(rng):
     with pytest.raises(ValueError, match="min_resolution"):
-        sliced_wasserstein_distance(torch.zeros(2, 3, 24, 24), torch.zeros(2, 3, 24, 24), generator, SMALL)
+        sliced_wasserstein_distance(torch.zeros(2, 3, 24, 24), torch.zeros(2, 3, 24, 24), rng, SMALL)

@@ -20,14 +20,14 @@ HALF_PATCH = Patch(scales=torch.tensor([0.5, 0.5]), offsets=torch.tensor([[0.25,
 
 
 class _EvaluationSampling(VolumeRenderer):
-    """The pipeline's renderer with evenly spaced samples whatever generator it is given.
+    """The pipeline's renderer with evenly spaced samples whatever ``rng`` it is given.
 
-    ``render_patches`` hands its training generator to the renderer, which jitters the stratified
+    ``render_patches`` hands its training ``rng`` to the renderer, which jitters the stratified
     samples of every ray with draws taken in ray order; a patch's ray k and the same ray of a full
     image (another index there) would get different jitter, so only unjittered samples can match.
     """
 
-    def render_image(self, field, cameras, resolution, patch=None, generator=None, occupancy=None):
+    def render_image(self, field, cameras, resolution, patch=None, rng=None, occupancy=None):
         return super().render_image(field, cameras, resolution, patch, None, occupancy)
 
 
@@ -51,18 +51,18 @@ def scene(pipeline) -> tuple[torch.Tensor, Cameras]:
 
 
 def _fake_patches(pipeline: PatchGanPipeline, z: torch.Tensor, cameras: Cameras, patch: Patch) -> torch.Tensor:
-    """render_patches of the EMA generator (eval mode) with a fresh fixed generator, in [0, 1]."""
+    """render_patches of the EMA generator (eval mode) with a fresh fixed ``rng``, in [0, 1]."""
     pipeline.rng = torch.Generator().manual_seed(0)
     with torch.no_grad():
         return pipeline.render_patches(pipeline.G_ema, z, cameras, patch, KIMG) * 0.5 + 0.5
 
 
 def _full_render(pipeline: PatchGanPipeline, z: torch.Tensor, cameras: Cameras, resolution: int,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 rng: torch.Generator | None = None) -> torch.Tensor:
     """Whole images [b, 3, resolution, resolution] in [0, 1] of the EMA generator: no patch, the renderer's image path."""
     with torch.no_grad():
         field = pipeline.G_ema.field(pipeline.G_ema.generate_planes(z, None, noise_mode="const"))
-        return pipeline.renderer.render_image(field, cameras, resolution, None, generator).rgb
+        return pipeline.renderer.render_image(field, cameras, resolution, None, rng).rgb
 
 
 def _crop(images: torch.Tensor, patch: Patch, size: int) -> torch.Tensor:
@@ -93,8 +93,8 @@ def test_a_whole_image_patch_equals_the_full_render_at_patch_resolution(pipeline
 
 
 def test_a_whole_image_patch_equals_the_full_render_with_the_same_training_jitter(pipeline, scene):
-    # With its training generator on, render_patches of the whole image draws the same jitter, ray
-    # for ray, as a full render given an equally seeded generator.
+    # With its training rng on, render_patches of the whole image draws the same jitter, ray
+    # for ray, as a full render given an equally seeded rng.
     fake = _fake_patches(pipeline, *scene, Patch.full(2))
     jittered = _full_render(pipeline, *scene, PATCH_RESOLUTION, torch.Generator().manual_seed(0))
     torch.testing.assert_close(fake, jittered, **TOLERANCE)
