@@ -1,4 +1,4 @@
-"""Our tri-plane field as a nerfstudio ``Field``: one latent of a TriPlaneGenerator in a nerfstudio scene."""
+"""Our tri-plane field as a nerfstudio ``Field``: one latent of a trained generator in a nerfstudio scene."""
 
 from __future__ import annotations
 
@@ -15,23 +15,39 @@ from nerfstudio.cameras.rays import RaySamples  # noqa: E402
 from nerfstudio.field_components.field_heads import FieldHeadNames  # noqa: E402
 from nerfstudio.fields.base_field import Field  # noqa: E402
 
-from epigraf_field.field import TriPlaneField  # noqa: E402
-from epigraf_field.generator import TriPlaneGenerator  # noqa: E402
+from pipelines.model import GeneratorModel  # noqa: E402
 from pipelines.nerfstudio.scene_transform import SceneTransformConfig  # noqa: E402
+from renderers.cameras import LABEL_SIZE, Cameras  # noqa: E402
 
 LatentKind = Literal["z", "w", "w+"]
 LATENT_KINDS = ("z", "w", "w+")
 
 
-class EpigrafField(Field):
-    """A nerfstudio ``Field`` that evaluates one scene of a :class:`TriPlaneGenerator`.
+def mean_ws(model: GeneratorModel) -> Tensor:
+    """ws [1, num_ws, w_dim] of the truncation centre (the generator's tracked mean w in every row).
 
-    The scene is given by ``latent``: ``z`` [1, z_dim] (mapped with ``truncation_psi``), one ``w``
-    [1, w_dim] shared by every synthesis layer, or ``w+`` [1, num_ws, w_dim]. Its tri-planes are
-    computed once and cached until the latent changes (an optimizer step or a loaded state),
-    or until :meth:`invalidate_planes` is called (a training step does, so each step's planes
-    carry a fresh autograd graph). After :meth:`use_plane_parameters` the planes themselves are
-    the parameters and the latent is no longer used (pivotal tuning of the planes).
+    Truncation with psi 0 maps any latent onto the centre, so no consumer reads the mapping
+    network's buffers. Example: a generator with 14 ws of 512 gives [1, 14, 512], every row w_avg.
+    """
+    centre = model.with_options(truncation_psi=0.0, truncation_cutoff=None)
+    with torch.no_grad():
+        return centre.mapping(torch.zeros(1, model.z_dim, device=model.device)).detach()
+
+
+class EpigrafField(Field):
+    """A nerfstudio ``Field`` that evaluates one scene of a trained generator (any :class:`GeneratorModel`).
+
+    The scene is given by ``latent``: ``z`` [1, z_dim] (mapped with ``truncation_psi``; a
+    pose-conditioned generator sees ``conditioning``, a [1, 25] camera label, or by default the
+    centre pose of the cameras it was trained under), one ``w`` [1, w_dim] shared by every
+    synthesis layer, or ``w+`` [1, num_ws, w_dim]. Its scene representation (tri-planes) is
+    computed once and cached until the latent changes (an optimizer step or a loaded state), or
+    until :meth:`invalidate_planes` is called (a training step does, so each step's planes carry a
+    fresh autograd graph). After :meth:`use_plane_parameters` the planes themselves are the
+    parameters and the latent is no longer used (pivotal tuning of the planes).
+
+    The radiance field is the model's own (``model.field``): for eg3d that is the tri-plane field
+    whose first feature channels are its rgb, rendered here directly without super-resolution.
 
     Sample positions come in nerfstudio scene coordinates and are mapped into the generator's
     box by ``transform`` (:class:`SceneTransformConfig`); densities are returned per scene unit.
@@ -44,7 +60,7 @@ class EpigrafField(Field):
 
     def __init__(
         self,
-        generator: TriPlaneGenerator,
+        model: GeneratorModel,
         latent: Tensor,
         latent_kind: LatentKind = "w",
         truncation_psi: float = 1.0,
@@ -56,27 +72,31 @@ class EpigrafField(Field):
         super().__init__()
         if latent_kind not in LATENT_KINDS:
             raise ValueError(f"latent_kind must be one of {LATENT_KINDS}, got {latent_kind!r}")
-        cfg = generator.config
-        expected = {"z": (1, cfg.z_dim), "w": (1, cfg.w_dim), "w+": (1, generator.num_ws, cfg.w_dim)}[latent_kind]
+        centre = mean_ws(model)
+        _, self.num_ws, self.w_dim = centre.shape
+        expected = {"z": (1, model.z_dim), "w": (1, self.w_dim), "w+": (1, self.num_ws, self.w_dim)}[latent_kind]
         if tuple(latent.shape) != expected:
             raise ValueError(
                 f"latent of kind {latent_kind!r} must have shape {list(expected)} for this generator, "
                 f"got {list(latent.shape)}"
             )
-        needs_label = latent_kind == "z" and cfg.c_dim > 0
-        if needs_label and (conditioning is None or tuple(conditioning.shape) != (1, cfg.c_dim)):
+        if conditioning is not None and tuple(conditioning.shape) != (1, LABEL_SIZE):
             raise ValueError(
-                f"the generator is conditioned on a {cfg.c_dim}-float label: pass conditioning of shape "
-                f"[1, {cfg.c_dim}] "
-                "with a z latent (or use a w / w+ latent, which needs none)"
+                f"conditioning must be one {LABEL_SIZE}-float camera label of shape [1, {LABEL_SIZE}] "
+                f"(16 pose + 9 intrinsics), got {list(conditioning.shape)}"
             )
-        self.generator = generator.requires_grad_(False)
+        self.model = model.with_options(truncation_psi=float(truncation_psi))
+        # Registered so that moving the field moves the weights; frozen, and left out of every
+        # parameter group of the nerfstudio model. The name keeps the checkpoint keys of earlier runs.
+        self.generator = model.network.requires_grad_(False)
         self.latent_kind = latent_kind
         self.truncation_psi = float(truncation_psi)
         self.transform = SceneTransformConfig() if transform is None else transform
         self.latent = nn.Parameter(latent.detach().clone(), requires_grad=trainable)
         self.register_buffer("conditioning", None if conditioning is None else conditioning.detach().clone())
-        planes_shape = (1, 3, cfg.plane_channels, cfg.plane_resolution, cfg.plane_resolution)
+        self.register_buffer("mean_ws", centre, persistent=False)
+        with torch.no_grad():
+            planes_shape = model.synthesize(centre).shape
         # The plane parameters exist from the start (zeros until the switch) so that an optimizer
         # built before the switch already holds them; a checkpoint keeps them and the switch flag.
         self.planes = nn.Parameter(torch.zeros(planes_shape, device=latent.device), requires_grad=plane_parameters)
@@ -90,8 +110,9 @@ class EpigrafField(Field):
         if self.latent_kind == "w+":
             return self.latent
         if self.latent_kind == "w":
-            return self.latent[:, None, :].expand(1, self.generator.num_ws, -1)
-        return self.generator.mapping(self.latent, self.conditioning, truncation_psi=self.truncation_psi)
+            return self.latent[:, None, :].expand(1, self.num_ws, -1)
+        condition = None if self.conditioning is None else Cameras.from_label(self.conditioning)
+        return self.model.mapping(self.latent, condition)
 
     def current_planes(self) -> Tensor:
         """Tri-planes [1, 3, C, R, R] of the scene (cached; recomputed when the latent has changed)."""
@@ -99,7 +120,7 @@ class EpigrafField(Field):
             return self.planes
         key = (self.latent._version, self.latent.data_ptr(), torch.is_grad_enabled())
         if self._cached_planes is None or key != self._cache_key:
-            self._cached_planes = self.generator.synthesis(self.ws(), noise_mode="const")
+            self._cached_planes = self.model.synthesize(self.ws())
             self._cache_key = key
         return self._cached_planes
 
@@ -110,15 +131,15 @@ class EpigrafField(Field):
     def use_plane_parameters(self) -> None:
         """From now on optimize the planes directly, starting from the current latent's planes."""
         with torch.no_grad():
-            self.planes.copy_(self.generator.synthesis(self.ws(), noise_mode="const"))
+            self.planes.copy_(self.model.synthesize(self.ws()))
         self.planes.requires_grad_(True)
         self.latent.requires_grad_(False)
         self.uses_plane_parameters.fill_(True)
         self.invalidate_planes()
 
-    def planes_field(self) -> TriPlaneField:
+    def planes_field(self):
         """The scene as our own field protocol (generator world coordinates)."""
-        return self.generator.field(self.current_planes())
+        return self.model.field(self.current_planes())
 
     # ----- nerfstudio's Field interface ----------------------------------------------------------
     def get_density(self, ray_samples: RaySamples) -> tuple[Tensor, Tensor]:

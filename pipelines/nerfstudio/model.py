@@ -26,7 +26,8 @@ from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRen
 from nerfstudio.models.base_model import Model, ModelConfig  # noqa: E402
 from nerfstudio.utils import colormaps  # noqa: E402
 
-from pipelines.nerfstudio.field import EpigrafField  # noqa: E402
+from pipelines.model import GeneratorModel  # noqa: E402
+from pipelines.nerfstudio.field import EpigrafField, mean_ws  # noqa: E402
 from pipelines.nerfstudio.scene_transform import SceneTransformConfig  # noqa: E402
 from renderers.rays import intersect_box  # noqa: E402
 
@@ -45,14 +46,15 @@ class EpigrafInvertModelConfig(ModelConfig):
     enable_collider: bool = False
     """Near/far come from the generator's box (see ``scene``), not from nerfstudio's collider."""
     generator_path: Path = Path("generator")
-    """Trained generator: a bundle, checkpoint or run directory (as ``pipelines.bundle.load_bundle`` reads)."""
+    """Trained generator of any pipeline: a bundle, checkpoint or run directory (as ``pipelines.model.open_model``
+    reads). An eg3d generator's tri-plane field is fitted and rendered directly (no super-resolution)."""
     decoder_backend: Literal["auto", "torch", "tcnn"] = "auto"
     """Decoder implementation of the loaded generator."""
     latent: Literal["w", "w+"] = "w"
     """Optimized latent: one w shared by all synthesis layers, or one w per layer (w+)."""
     init: Literal["mean", "seed"] = "mean"
     """Starting latent: the generator's tracked mean w, or the w of z drawn from ``seed``
-    (truncated by ``truncation_psi``)."""
+    (truncated by ``truncation_psi``; a pose-conditioned generator maps it under its centre pose)."""
     seed: int = 0
     """Seed of z when ``init`` is 'seed'."""
     truncation_psi: float = 0.7
@@ -78,18 +80,17 @@ class EpigrafInvertModel(Model):
 
     def populate_modules(self) -> None:
         super().populate_modules()
-        from pipelines.bundle import load_bundle
+        from pipelines.model import ModelLoadError, open_model
 
         cfg = self.config
         try:
-            bundle = load_bundle(cfg.generator_path, backend=cfg.decoder_backend)
-        except FileNotFoundError as error:
-            raise FileNotFoundError(
+            generator = open_model(cfg.generator_path, backend=cfg.decoder_backend)
+        except ModelLoadError as error:
+            raise ModelLoadError(
                 f"--pipeline.model.generator-path {cfg.generator_path}: {error}. Pass the directory of a trained "
                 "generator (a run folder, one of its checkpoints, or an exported bundle)"
             ) from error
-        generator = bundle.generator
-        self.box_half_size = generator.config.box_half_size
+        self.box_half_size = generator.box_half_size
         self.field = EpigrafField(
             generator,
             self._initial_latent(generator),
@@ -104,20 +105,17 @@ class EpigrafInvertModel(Model):
         self.renderer_depth = DepthRenderer(method="expected")
         self.rgb_loss = MSELoss()
 
-    def _initial_latent(self, generator) -> torch.Tensor:
+    def _initial_latent(self, generator: GeneratorModel) -> torch.Tensor:
+        """ws [1, num_ws, w_dim] to start from, as the configured latent kind (w: its first row)."""
         cfg = self.config
-        w_avg = generator.mapping_network.w_avg.detach()[None]
         if cfg.init == "seed":
-            if generator.config.c_dim > 0:
-                raise ValueError(
-                    "--pipeline.model.init seed maps a z, but this generator is conditioned on a camera label; "
-                    "use --pipeline.model.init mean"
-                )
+            # A pose-conditioned generator maps the seed's z under its centre pose.
             rng = torch.Generator().manual_seed(cfg.seed)
-            z = torch.randn(1, generator.config.z_dim, generator=rng).to(w_avg.device)
-            ws = generator.mapping(z, truncation_psi=cfg.truncation_psi).detach()
+            z = torch.randn(1, generator.z_dim, generator=rng)
+            with torch.no_grad():
+                ws = generator.with_options(truncation_psi=cfg.truncation_psi).mapping(z).detach()
         else:
-            ws = w_avg[:, None, :].expand(1, generator.num_ws, -1)
+            ws = mean_ws(generator)
         return ws[:, 0] if cfg.latent == "w" else ws.contiguous()
 
     def get_param_groups(self) -> dict[str, list[Parameter]]:
@@ -186,8 +184,8 @@ class EpigrafInvertModel(Model):
         )
         losses = {"rgb_loss": self.rgb_loss(target, pred)}
         if self.config.latent_regularization > 0 and not bool(self.field.uses_plane_parameters):
-            w_avg = self.field.generator.mapping_network.w_avg
-            losses["latent_loss"] = self.config.latent_regularization * ((self.field.ws() - w_avg) ** 2).mean()
+            distance = (self.field.ws() - self.field.mean_ws) ** 2
+            losses["latent_loss"] = self.config.latent_regularization * distance.mean()
         return losses
 
     def get_image_metrics_and_images(self, outputs, batch) -> tuple[dict[str, float], dict[str, torch.Tensor]]:

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -105,10 +106,11 @@ def _check_render(argv: list[str], cwd: Path) -> None:
     seeds, resolution = len(argv[argv.index("--seeds") + 1: argv.index("--outputs")]), int(argv[-1])
     with Image.open(out / "grid.png") as grid:
         assert grid.size == (3 * resolution, seeds * resolution)  # three yaws per seed
-        assert len(set(grid.convert("RGB").getdata())) > 16  # a picture, not a blank
+        pixels = np.asarray(grid.convert("RGB")).reshape(-1, 3)
+        assert len(np.unique(pixels, axis=0)) > 16  # a picture, not a blank
     for name in ("grid_depth.png", "grid_opacity.png", "turntable.mp4", "zigzag.mp4", "interpolation.mp4"):
         assert (out / name).stat().st_size > 0, name
-        assert str(out / name) in result.stdout
+        assert f"renders/{name}" in result.stdout.splitlines()
     assert "turntable: 100%" in result.stderr  # long commands show how far they are
 
 

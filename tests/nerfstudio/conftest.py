@@ -1,4 +1,4 @@
-"""Fixtures of the nerfstudio integration tests: a tiny random generator and its bundle.
+"""Fixtures of the nerfstudio integration tests: a tiny random generator, its model and bundle, and an eg3d bundle.
 
 The tests that need nerfstudio skip (with the reason) outside the environment that
 ``.ci/nerfstudio.sh`` builds; the scene-transform and import-message tests run everywhere.
@@ -13,9 +13,12 @@ import pytest
 import torch
 
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
-from renderers.volume_renderer import VolumeRendererConfig
+from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
+from pipelines.model import TriPlaneModel
+from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig
 
 NERFSTUDIO_SKIP_REASON = "needs nerfstudio 1.1.5: run bash .ci/nerfstudio.sh"
+TINY_RENDERER = VolumeRendererConfig(sampler="stratified", num_coarse=8, num_fine=0)
 
 
 def tiny_generator_config() -> TriPlaneGeneratorConfig:
@@ -30,14 +33,30 @@ def tiny_generator() -> TriPlaneGenerator:
 
 
 @pytest.fixture(scope="session")
+def tiny_model(tiny_generator: TriPlaneGenerator) -> TriPlaneModel:
+    """The tiny generator behind the generator interface (what ``EpigrafField`` takes)."""
+    return TriPlaneModel(tiny_generator, VolumeRenderer(TINY_RENDERER), CameraDistribution(CameraDistributionConfig()))
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_generator: TriPlaneGenerator) -> Path:
     """The tiny generator saved as a bundle directory (what ``--pipeline.model.generator-path`` takes)."""
     from pipelines.bundle import save_bundle
-    from pipelines.camera_distributions import CameraDistributionConfig
 
     directory = tmp_path_factory.mktemp("bundle")
-    renderer = VolumeRendererConfig(sampler="stratified", num_coarse=8, num_fine=0)
-    return save_bundle(directory, tiny_generator, renderer, CameraDistributionConfig(), "patch-gan")
+    return save_bundle(directory, tiny_generator, TINY_RENDERER, CameraDistribution(CameraDistributionConfig()),
+                       "patch-gan")
+
+
+@pytest.fixture(scope="session")
+def eg3d_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny eg3d generator (pose-conditioned, 8 feature channels, super-resolution) as a bundle."""
+    from pipelines.eg3d.pipeline import Eg3dPipeline
+    from tests.pipelines.eg3d.tiny import tiny_eg3d_config
+    from tests.pipelines.tiny import TinyDataset
+
+    pipeline = Eg3dPipeline(tiny_eg3d_config(), torch.device("cpu"), TinyDataset())
+    return pipeline.model().save(tmp_path_factory.mktemp("eg3d-bundle"))
 
 
 def target_ws(generator: TriPlaneGenerator, seed: int = 1) -> torch.Tensor:

@@ -93,12 +93,12 @@ def test_adapter_density_is_per_unit_of_our_world(rng) -> None:
     assert values.rgb.shape == (2, 30, 3) and values.features is None
 
 
-def test_our_field_round_trips_through_nerfstudio(tiny_generator) -> None:
+def test_our_field_round_trips_through_nerfstudio(tiny_generator, tiny_model) -> None:
     """EpigrafField behind the adapter renders exactly what the plain tri-plane field renders."""
     transform = SceneTransformConfig(scale=2.0, translation=(0.1, 0.0, -0.1), rotation=Z_UP_TO_Y_UP)
     ws = target_ws(tiny_generator)
     wrapped = NerfstudioFieldAdapter(
-        EpigrafField(tiny_generator, ws, latent_kind="w+", transform=transform),
+        EpigrafField(tiny_model, ws, latent_kind="w+", transform=transform),
         NerfstudioFieldAdapterConfig(transform=transform),
     )
     # Our field holds one scene per camera: the same planes twice.

@@ -1,6 +1,8 @@
-"""EpigrafField inside nerfstudio: same density and colour as our own field and renderer."""
+"""EpigrafField inside nerfstudio: same density and colour as our own field and renderer, for any GeneratorModel."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -13,7 +15,8 @@ from nerfstudio.cameras.rays import Frustums, RaySamples  # noqa: E402
 from nerfstudio.field_components.field_heads import FieldHeadNames  # noqa: E402
 from nerfstudio.model_components.renderers import AccumulationRenderer, RGBRenderer  # noqa: E402
 
-from pipelines.nerfstudio.field import EpigrafField  # noqa: E402
+from pipelines.model import open_model  # noqa: E402
+from pipelines.nerfstudio.field import EpigrafField, mean_ws  # noqa: E402
 from pipelines.nerfstudio.scene_transform import Z_UP_TO_Y_UP, SceneTransformConfig  # noqa: E402
 from renderers.cameras import Cameras  # noqa: E402
 from renderers.rays import RayBundle, generate_rays  # noqa: E402
@@ -41,9 +44,9 @@ def ray_samples_from_ours(rays: RayBundle, samples: OurRaySamples, transform: Sc
     return RaySamples(frustums, deltas=ends - starts)
 
 
-def test_density_and_colour_equal_our_field_at_the_same_points(tiny_generator, rng) -> None:
+def test_density_and_colour_equal_our_field_at_the_same_points(tiny_generator, tiny_model, rng) -> None:
     ws = target_ws(tiny_generator)
-    field = EpigrafField(tiny_generator, ws, latent_kind="w+", transform=TRANSFORM)
+    field = EpigrafField(tiny_model, ws, latent_kind="w+", transform=TRANSFORM)
     # Points inside and outside the box (where density must be exactly zero).
     points = (torch.rand(1, 200, 3, generator=rng) - 0.5) * 1.4
     reference = tiny_generator.field(tiny_generator.synthesis(ws))(points)
@@ -58,16 +61,16 @@ def test_density_and_colour_equal_our_field_at_the_same_points(tiny_generator, r
     assert torch.allclose(density, out[FieldHeadNames.DENSITY], atol=1e-6)
 
 
-def test_z_latent_is_mapped_with_truncation(tiny_generator, rng) -> None:
+def test_z_latent_is_mapped_with_truncation(tiny_generator, tiny_model, rng) -> None:
     z = torch.randn(1, tiny_generator.config.z_dim, generator=rng)
-    field = EpigrafField(tiny_generator, z, latent_kind="z", truncation_psi=0.5)
+    field = EpigrafField(tiny_model, z, latent_kind="z", truncation_psi=0.5)
     expected = tiny_generator.mapping(z, truncation_psi=0.5)
     assert torch.allclose(field.ws(), expected)
-    w_field = EpigrafField(tiny_generator, expected[:, 0], latent_kind="w")
+    w_field = EpigrafField(tiny_model, expected[:, 0], latent_kind="w")
     assert torch.allclose(w_field.current_planes(), field.current_planes(), atol=1e-6)
 
 
-def test_nerfstudio_render_of_our_field_equals_our_renderer(tiny_generator) -> None:
+def test_nerfstudio_render_of_our_field_equals_our_renderer(tiny_generator, tiny_model) -> None:
     ws = target_ws(tiny_generator)
     planes_field = tiny_generator.field(tiny_generator.synthesis(ws))
     cams = Cameras.from_spherical(torch.tensor([0.4]), torch.tensor([0.3]), radius=1.2, fov_degrees=40.0)
@@ -77,7 +80,7 @@ def test_nerfstudio_render_of_our_field_equals_our_renderer(tiny_generator) -> N
     )
     assert ours.opacity.max() > 0.05  # something is there to compare
 
-    field = EpigrafField(tiny_generator, ws, latent_kind="w+", transform=TRANSFORM)
+    field = EpigrafField(tiny_model, ws, latent_kind="w+", transform=TRANSFORM)
     samples = ray_samples_from_ours(rays, ours.samples, TRANSFORM)
     with torch.no_grad():
         values = field(samples)
@@ -88,8 +91,10 @@ def test_nerfstudio_render_of_our_field_equals_our_renderer(tiny_generator) -> N
     assert torch.allclose(opacity, ours.opacity[0], atol=1e-5)
 
 
-def test_planes_are_cached_until_the_latent_changes(tiny_generator, monkeypatch: pytest.MonkeyPatch) -> None:
-    field = EpigrafField(tiny_generator, target_ws(tiny_generator)[:, 0], latent_kind="w", trainable=True)
+def test_planes_are_cached_until_the_latent_changes(
+    tiny_generator, tiny_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    field = EpigrafField(tiny_model, target_ws(tiny_generator)[:, 0], latent_kind="w", trainable=True)
     calls = []
     synthesis = tiny_generator.synthesis
     monkeypatch.setattr(tiny_generator, "synthesis", lambda *a, **k: calls.append(1) or synthesis(*a, **k))
@@ -105,8 +110,8 @@ def test_planes_are_cached_until_the_latent_changes(tiny_generator, monkeypatch:
     assert len(calls) == 3
 
 
-def test_gradients_reach_the_latent_then_the_planes(tiny_generator, rng) -> None:
-    field = EpigrafField(tiny_generator, target_ws(tiny_generator)[:, 0], latent_kind="w", trainable=True)
+def test_gradients_reach_the_latent_then_the_planes(tiny_generator, tiny_model, rng) -> None:
+    field = EpigrafField(tiny_model, target_ws(tiny_generator)[:, 0], latent_kind="w", trainable=True)
     samples = point_samples((torch.rand(64, 3, generator=rng) - 0.5) * 0.8)
     field(samples)[FieldHeadNames.RGB].sum().backward()
     assert field.latent.grad is not None and field.latent.grad.abs().sum() > 0
@@ -122,15 +127,58 @@ def test_gradients_reach_the_latent_then_the_planes(tiny_generator, rng) -> None
     assert field.planes.grad is not None and field.planes.grad.abs().sum() > 0
 
     # A state dict taken after the switch restores it.
-    restored = EpigrafField(tiny_generator, torch.zeros_like(field.latent), latent_kind="w", trainable=True)
+    restored = EpigrafField(tiny_model, torch.zeros_like(field.latent), latent_kind="w", trainable=True)
     restored.load_state_dict(field.state_dict())
     assert bool(restored.uses_plane_parameters) and restored.planes.requires_grad
     with torch.no_grad():
         assert torch.allclose(restored(samples)[FieldHeadNames.RGB], before, atol=1e-6)
 
 
-def test_latent_shape_errors_name_the_expected_shape(tiny_generator) -> None:
+def test_latent_shape_errors_name_the_expected_shape(tiny_generator, tiny_model) -> None:
     with pytest.raises(ValueError, match=r"latent of kind 'w\+' must have shape \[1, "):
-        EpigrafField(tiny_generator, torch.zeros(1, tiny_generator.config.w_dim), latent_kind="w+")
+        EpigrafField(tiny_model, torch.zeros(1, tiny_generator.config.w_dim), latent_kind="w+")
     with pytest.raises(ValueError, match="latent_kind must be one of"):
-        EpigrafField(tiny_generator, torch.zeros(1, tiny_generator.config.w_dim), latent_kind="s")
+        EpigrafField(tiny_model, torch.zeros(1, tiny_generator.config.w_dim), latent_kind="s")
+
+
+def test_sizes_and_the_mean_latent_come_from_the_model(tiny_generator, tiny_model, rng) -> None:
+    generator = copy.deepcopy(tiny_generator)
+    generator.mapping_network.w_avg.copy_(torch.randn(generator.config.w_dim, generator=rng))
+    model = tiny_model.with_options(generator=generator, truncation_psi=0.8, truncation_cutoff=1)
+    centre = mean_ws(model)  # the truncation centre in every row, whatever the model's own truncation
+    assert torch.equal(centre, generator.mapping_network.w_avg.expand(1, generator.num_ws, -1))
+    field = EpigrafField(model, centre[:, 0], latent_kind="w")
+    cfg = generator.config
+    assert (field.num_ws, field.w_dim) == (generator.num_ws, cfg.w_dim)
+    assert field.planes.shape == (1, 3, cfg.plane_channels, cfg.plane_resolution, cfg.plane_resolution)
+    assert torch.equal(field.mean_ws, centre) and "mean_ws" not in field.state_dict()
+
+
+def test_a_pose_conditioned_z_sees_its_label_or_the_centre_pose(eg3d_bundle, rng) -> None:
+    model = open_model(eg3d_bundle)
+    z = torch.randn(1, model.z_dim, generator=rng)
+    label = model.cameras.sample(1, rng).to_label()
+    truncated = model.with_options(truncation_psi=0.5)
+    field = EpigrafField(model, z, latent_kind="z", truncation_psi=0.5, conditioning=label)
+    centred = EpigrafField(model, z, latent_kind="z", truncation_psi=0.5)
+    with torch.no_grad():
+        assert torch.allclose(field.ws(), truncated.mapping(z, Cameras.from_label(label)))
+        assert torch.allclose(centred.ws(), truncated.mapping(z, model.cameras.center_pose()))
+        assert not torch.allclose(field.ws(), centred.ws())  # the label is used
+    with pytest.raises(ValueError, match=r"conditioning must be one 25-float camera label of shape \[1, 25\]"):
+        EpigrafField(model, z, latent_kind="z", conditioning=label[:, :16])
+
+
+def test_an_eg3d_generator_is_evaluated_through_its_tri_plane_field(eg3d_bundle, rng) -> None:
+    """No super-resolution in 3D: the field is the eg3d model's own tri-plane field, its rgb the first features."""
+    model = open_model(eg3d_bundle)
+    ws = model.mapping(torch.randn(1, model.z_dim, generator=rng))
+    field = EpigrafField(model, ws, latent_kind="w+", transform=TRANSFORM)
+    points = (torch.rand(1, 100, 3, generator=rng) - 0.5) * 0.9
+    with torch.no_grad():
+        reference = model.field(model.synthesize(ws))(points)
+        out = field(point_samples(TRANSFORM.points_from_box(points[0])))
+    assert reference.features is not None and reference.features.shape[-1] > 3
+    assert torch.allclose(out[FieldHeadNames.DENSITY], TRANSFORM.scale * reference.density[0], atol=1e-6)
+    assert torch.allclose(out[FieldHeadNames.RGB], reference.rgb[0], atol=1e-6)
+    assert torch.isfinite(out[FieldHeadNames.RGB]).all()

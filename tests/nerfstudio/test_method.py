@@ -19,7 +19,7 @@ from tests.nerfstudio.conftest import NERFSTUDIO_SKIP_REASON, target_ws
 pytest.importorskip("nerfstudio", reason=NERFSTUDIO_SKIP_REASON)
 
 from pipelines.nerfstudio.capture import orbit_cameras, write_capture  # noqa: E402
-from pipelines.nerfstudio.field import EpigrafField  # noqa: E402
+from pipelines.nerfstudio.field import EpigrafField, mean_ws  # noqa: E402
 from pipelines.nerfstudio.scene_transform import Z_UP_TO_Y_UP, SceneTransformConfig  # noqa: E402
 from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig  # noqa: E402
 
@@ -73,7 +73,9 @@ def capture_error(field, capture: Path, renderer: VolumeRenderer) -> float:
     return float(torch.stack(errors).mean())
 
 
-def test_ns_train_inverts_a_synthetic_capture_on_cpu(tmp_path: Path, tiny_generator, tiny_bundle: Path) -> None:
+def test_ns_train_inverts_a_synthetic_capture_on_cpu(
+    tmp_path: Path, tiny_generator, tiny_model, tiny_bundle: Path
+) -> None:
     renderer = VolumeRenderer(VolumeRendererConfig(sampler="importance", num_coarse=16, num_fine=16))
     scene = tiny_generator.field(tiny_generator.synthesis(target_ws(tiny_generator)))
     capture = tmp_path / "capture"
@@ -112,9 +114,9 @@ def test_ns_train_inverts_a_synthetic_capture_on_cpu(tmp_path: Path, tiny_genera
     prefix = "_model.field."
     field_state = {k[len(prefix):]: v for k, v in state["pipeline"].items() if k.startswith(prefix)}
 
-    initial_w = tiny_generator.mapping_network.w_avg[None]
-    initial = EpigrafField(tiny_generator, initial_w, latent_kind="w")
-    fitted = EpigrafField(tiny_generator, torch.zeros_like(initial_w), latent_kind="w")
+    initial_w = mean_ws(tiny_model)[:, 0]
+    initial = EpigrafField(tiny_model, initial_w, latent_kind="w")
+    fitted = EpigrafField(tiny_model, torch.zeros_like(initial_w), latent_kind="w")
     fitted.load_state_dict(field_state)
     assert bool(fitted.uses_plane_parameters), "the run should have switched to optimizing the planes"
     assert not torch.allclose(fitted.latent, initial_w), "the latent was not optimized"
