@@ -118,7 +118,7 @@ class GeneratorViewer:
 
     Each tab renders from its own camera; the GUI (latent, quality, output) is shared. Frames are
     rendered on one :class:`RenderWorker` thread from a private copy of the generator that
-    :meth:`update_generator` refreshes, so training can go on in another thread.
+    :meth:`update_model` refreshes, so training can go on in another thread.
     """
 
     def __init__(
