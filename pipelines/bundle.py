@@ -3,12 +3,14 @@
 A bundle directory holds the generator files (``config.json`` + ``weights.safetensors``,
 readable by ``TriPlaneGenerator.load`` alone), ``renderer.json`` (the volume renderer's
 config), ``cameras.json`` (+ ``camera_poses.safetensors`` for dataset cameras: the camera
-distribution it was trained under) and ``pipeline.json`` (which pipeline wrote it, and the
-bundle format). Every checkpoint holds one in ``generator/``. Nothing in it is pickled.
+distribution it was trained under), ``pipeline.json`` (which pipeline wrote it, and the
+bundle format) and ``manifest.json`` (each file's size and SHA-256; bundles written before it have
+none and still load). Every checkpoint holds one in ``generator/``. Nothing in it is pickled.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,11 @@ from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig
 RENDERER_FILE = "renderer.json"
 PIPELINE_FILE = "pipeline.json"
 WEIGHTS_FILE = "weights.safetensors"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT_VERSION = 1
+CHECKPOINT_MANIFEST_FILE = "checkpoint.json"
+"""The manifest of the checkpoint a bundle in ``step-*/generator/`` belongs to (see pipelines.engine.checkpoints)."""
+_HASH_CHUNK = 1 << 20
 BUNDLE_FORMAT_VERSION = 2
 """2: camera poses recorded with dataset cameras; 1 (no version in pipeline.json): before."""
 
@@ -68,22 +75,130 @@ def save_bundle(
     cameras.save(directory)
     header = {"pipeline": pipeline, "format_version": BUNDLE_FORMAT_VERSION, "image_resolution": image_resolution}
     (directory / PIPELINE_FILE).write_text(json.dumps(header, indent=2))
+    write_bundle_manifest(directory)
+    return directory
+
+
+# ------------------------------------------------------------------------------------------- integrity
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (a real run's checkpoint is tens of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_records(directory: Path, exclude: tuple[str, ...] = ()) -> dict[str, dict[str, int | str]]:
+    """``{relative path: {"size", "sha256"}}`` of every file under ``directory`` except ``exclude``."""
+    directory = Path(directory)
+    records = {}
+    for path in sorted(directory.rglob("*")):
+        name = path.relative_to(directory).as_posix()
+        if path.is_file() and name not in exclude:
+            records[name] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+    return records
+
+
+def find_damaged_file(directory: Path, records: dict, require_hash: bool = True) -> str | None:
+    """What is wrong with the first file of ``records`` that ``directory`` does not match (None: all match).
+
+    A record is ``{"size", "sha256"}``, or a bare size (checkpoint manifests of format 1, checked by size).
+    """
+    if not isinstance(records, dict):
+        return f"the manifest's 'files' is {type(records).__name__}, not a mapping of file names"
+    for name, record in records.items():
+        problem = _record_problem(Path(directory) / name, record, require_hash)
+        if problem:
+            return problem
+    return None
+
+
+def _record_problem(file: Path, record: object, require_hash: bool) -> str | None:
+    size, expected = _parse_record(record)
+    if size is None or (expected is None and require_hash):
+        return f"the manifest's record of {file} ({record!r}) is malformed"
+    if not file.is_file():
+        return f"{file} is missing"
+    actual_size = file.stat().st_size
+    if actual_size != size:
+        return f"{file} has {actual_size} bytes but the manifest records {size}: the file is truncated or damaged"
+    if expected is not None and (actual := file_sha256(file)) != expected:
+        return f"{file} does not match its SHA-256 in the manifest ({actual[:16]}... instead of {expected[:16]}...)"
+    return None
+
+
+def _parse_record(record: object) -> tuple[int | None, str | None]:
+    """(size, hex SHA-256) of a manifest record; None for what it lacks or holds in the wrong type."""
+    if isinstance(record, int) and not isinstance(record, bool):
+        return record, None
+    if not isinstance(record, dict):
+        return None, None
+    size, digest = record.get("size"), record.get("sha256")
+    return (size if isinstance(size, int) else None), (digest if isinstance(digest, str) else None)
+
+
+def write_bundle_manifest(directory: Path) -> Path:
+    """Records the size and SHA-256 of every file of a bundle in ``manifest.json`` (call it after the last file)."""
+    directory = Path(directory)
+    manifest = {"format_version": MANIFEST_FORMAT_VERSION, "files": file_records(directory, exclude=(MANIFEST_FILE,))}
+    path = directory / MANIFEST_FILE
+    path.write_text(json.dumps(manifest, indent=2))
+    return path
+
+
+def verify_bundle_manifest(directory: Path) -> None:
+    """Checks a standalone bundle's files against its ``manifest.json``; a bundle without one passes (older)."""
+    path = Path(directory) / MANIFEST_FILE
+    if not path.is_file():
+        return
+    try:
+        manifest = json.loads(path.read_text())
+        version, records = manifest["format_version"], manifest["files"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is damaged ({error}); copy the bundle again from its run") from error
+    if version != MANIFEST_FORMAT_VERSION:
+        raise ValueError(f"{path}: manifest format {version!r} is not the one this epigraf reads "
+                         f"({MANIFEST_FORMAT_VERSION}); upgrade epigraf (pip install -U epigraf)")
+    problem = find_damaged_file(directory, records)
+    if problem:
+        raise ValueError(f"{problem}: the bundle {directory} is damaged; copy it again from its run")
+
+
+def enclosing_checkpoint(directory: Path) -> Path | None:
+    """The checkpoint whose manifest covers a bundle in ``<checkpoint>/generator/`` (None: a standalone bundle)."""
+    directory = Path(directory)
+    if directory.name == "generator" and (directory.parent / CHECKPOINT_MANIFEST_FILE).is_file():
+        return directory.parent
+    return None
+
+
+def _verify_enclosing_checkpoint(directory: Path) -> Path:
+    checkpoint = enclosing_checkpoint(directory)
+    if checkpoint is not None:
+        from pipelines.engine.checkpoints import GENERATOR_DIR, verify_checkpoint
+
+        verify_checkpoint(checkpoint, only=GENERATOR_DIR)
     return directory
 
 
 def resolve_bundle_dir(path: Path) -> Path:
-    """Accepts a bundle directory, a checkpoint directory, or a run folder (its newest checkpoint)."""
+    """Accepts a bundle directory, a checkpoint directory, or a run folder (its newest checkpoint that verifies).
+
+    A bundle in a checkpoint is checked against the checkpoint's manifest here (sizes and SHA-256);
+    a standalone bundle's own ``manifest.json`` is checked by :func:`load_bundle`.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: pass a run folder, a checkpoint or a generator directory")
     if (path / WEIGHTS_FILE).is_file():
-        return path
+        return _verify_enclosing_checkpoint(path)
     if (path / "generator" / WEIGHTS_FILE).is_file():
-        return path / "generator"
+        return _verify_enclosing_checkpoint(path / "generator")
     if (path / "checkpoints").is_dir():
         from pipelines.engine.checkpoints import find_latest_checkpoint
 
-        return find_latest_checkpoint(path) / "generator"
+        return find_latest_checkpoint(path) / "generator"  # verified there; damaged newer ones are skipped
     raise FileNotFoundError(
         f"{path} holds no generator ({WEIGHTS_FILE}), checkpoint (generator/) or run (checkpoints/)"
     )
@@ -113,12 +228,19 @@ def read_bundle_header(directory: Path) -> BundleHeader:
 
 
 def load_bundle(path: Path, device: torch.device | str = "cpu", backend: str | None = None) -> GeneratorBundle:
-    """Loads a generator bundle from a bundle, checkpoint or run directory (nothing is unpickled)."""
+    """Loads a generator bundle from a bundle, checkpoint or run directory (nothing is unpickled).
+
+    Every file is checked against a manifest before the bundle is returned: the enclosing
+    checkpoint's, else the bundle's ``manifest.json`` (if it has one). The standalone check runs after
+    the parts are read so that a missing or unparsable part is named with its own fix.
+    """
     directory = resolve_bundle_dir(path)
     header = read_bundle_header(directory)
     generator = TriPlaneGenerator.load(directory, device=device, backend=backend).eval().requires_grad_(False)
     renderer_config = _read_config(directory / RENDERER_FILE, VolumeRendererConfig)
     cameras = CameraDistribution.load(directory)
+    if enclosing_checkpoint(directory) is None:
+        verify_bundle_manifest(directory)
     return GeneratorBundle(generator, renderer_config, cameras, header.pipeline, directory, header.image_resolution)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import tyro
 
 from pipelines.data.image_dataset import DatasetConfig, validate_dataset
 from pipelines.data.synthetic import SynthConfig, build_synthetic_dataset
+from pipelines.errors import DEBUG_HELP, check_writable_folder, run_command
 
 
 @dataclass
@@ -47,6 +49,13 @@ class BuiltinCommand:
 
 
 def _validate(command: ValidateCommand) -> int:
+    if command.resolution < 1:
+        raise ValueError(f"--resolution must be a positive number of pixels (the training resolution), "
+                         f"got {command.resolution}")
+    if not command.path.exists():
+        raise FileNotFoundError(f"{command.path} does not exist: pass the dataset zip or folder to check")
+    if command.write_report is not None:
+        check_writable_folder(command.write_report, "--write-report")
     report = validate_dataset(DatasetConfig(path=command.path, resolution=command.resolution,
                                             resize=command.resize, labels=command.labels, cache="never"))
     print(report)
@@ -68,20 +77,37 @@ def _builtin(command: BuiltinCommand) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """epigraf-data; bad input ends it with one line ``error: ...`` (see :mod:`pipelines.errors`)."""
+    return run_command(data_command, argv)
+
+
+def _as_options(error: ValueError) -> ValueError:
+    """``SynthConfig.num_objects must be ...`` as the command line spells it: ``--num-objects must be ...``."""
+    text = re.sub(r"\b(?:SynthConfig|DatasetConfig)\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), str(error))
+    return ValueError(text)
+
+
+def data_command(argv: list[str]) -> int:
     command = tyro.extras.subcommand_cli_from_dict(
         {"synth": SynthConfig, "validate": ValidateCommand, "builtin": BuiltinCommand},
-        args=sys.argv[1:] if argv is None else argv,
-        description="Datasets for epigraf: synthetic renders with ground-truth meshes, and dataset checks.",
+        args=argv,
+        prog="epigraf-data",
+        description=f"Datasets for epigraf: synthetic renders with ground-truth meshes, and dataset checks. {DEBUG_HELP}",
     )
-    if isinstance(command, SynthConfig):
-        start = time.perf_counter()
-        path = build_synthetic_dataset(command)
-        print(f"wrote {path}, {path.parent / 'meshes'}, {path.parent / 'metadata.json'} "
-              f"({time.perf_counter() - start:.1f} s)")
-        return 0
-    if isinstance(command, ValidateCommand):
-        return _validate(command)
-    return _builtin(command)
+    try:
+        if isinstance(command, SynthConfig):
+            start = time.perf_counter()
+            path = build_synthetic_dataset(command)
+            print(f"wrote {path}, {path.parent / 'meshes'}, {path.parent / 'metadata.json'} "
+                  f"({time.perf_counter() - start:.1f} s)")
+            return 0
+        if isinstance(command, ValidateCommand):
+            return _validate(command)
+        return _builtin(command)
+    except ValueError as error:
+        if type(error) is not ValueError:  # a DatasetValidationError's report stays as it is
+            raise
+        raise _as_options(error) from None
 
 
 if __name__ == "__main__":

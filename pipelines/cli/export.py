@@ -12,7 +12,8 @@ import torch
 import tyro
 
 from pipelines.devices import Device, choose_device
-from pipelines.evaluation.commands import open_model_or_exit
+from pipelines.errors import DEBUG_HELP, check_writable_folder, run_command
+from pipelines.cli.open_generator import open_generator
 from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes, save_mesh
 from pipelines.model import latents_from_seeds
 from pipelines.progress import progress_bar
@@ -63,8 +64,9 @@ def run(config: ExportConfig) -> list[Path]:
                                            colors=config.colors)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
+    check_writable_folder(config.out, "--out")
     device = choose_device(config.device)
-    model = open_model_or_exit(config.checkpoint, device).with_options(
+    model = open_generator(config.checkpoint, device).with_options(
         truncation_psi=config.truncation_psi, truncation_cutoff=config.truncation_cutoff)
     mesh_config.box_half_size = model.box_half_size
     center = model.cameras.center_pose()  # camera-conditioned generators see the distribution's centre pose
@@ -94,13 +96,18 @@ def save_planes(planes: torch.Tensor, path: Path, seed: int, config: ExportConfi
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+def export_command(argv: list[str]) -> int:
     config = tyro.cli(ExportConfig, args=argv, prog="epigraf-export",
-                      description="Export marching-cubes meshes (PLY/OBJ/GLB) and tri-planes of a trained generator.")
+                      description="Export marching-cubes meshes (PLY/OBJ/GLB) and tri-planes of a trained generator. "
+                      f"{DEBUG_HELP}")
     for path in run(config):
         print(path)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """epigraf-export; bad input ends it with one line ``error: ...`` (see :mod:`pipelines.errors`)."""
+    return run_command(export_command, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import torch
 import tyro
 
 from pipelines.devices import Device, choose_device
-from pipelines.evaluation.commands import open_model_or_exit
+from pipelines.errors import DEBUG_HELP, check_writable_folder, run_command
+from pipelines.cli.open_generator import open_generator
 from pipelines.evaluation.inception import InceptionWeightsNotFoundError, find_inception_weights
 from pipelines.evaluation.metrics import MetricsConfig, check_metric_names, compute_metrics
 
@@ -59,8 +60,10 @@ def run(command: MetricsCommand) -> dict[str, object]:
             raise SystemExit(f"error: {error}") from None
     if not command.data.exists():
         raise SystemExit(f"error: --data {command.data} does not exist: pass the dataset zip or folder")
+    if command.out is not None:
+        check_writable_folder(command.out.parent, "--out")
     device = choose_device(command.device)
-    model = open_model_or_exit(command.checkpoint, device)
+    model = open_generator(command.checkpoint, device)
     from pipelines.data.image_dataset import DatasetConfig, ImageDataset
     from pipelines.data.problems import DatasetValidationError
 
@@ -88,12 +91,17 @@ def run(command: MetricsCommand) -> dict[str, object]:
     return record
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+def metrics_command(argv: list[str]) -> int:
     command = tyro.cli(MetricsCommand, args=argv, prog="epigraf-metrics",
-                       description="Compute FID, KID, SWD, multi-view consistency and geometry metrics of a generator.")
+                       description="Compute FID, KID, SWD, multi-view consistency and geometry metrics of a generator. "
+                       f"{DEBUG_HELP}")
     print(json.dumps(run(command), indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """epigraf-metrics; bad input ends it with one line ``error: ...`` (see :mod:`pipelines.errors`)."""
+    return run_command(metrics_command, argv)
 
 
 if __name__ == "__main__":

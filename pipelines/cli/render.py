@@ -13,8 +13,10 @@ import torch
 import tyro
 
 from pipelines.devices import Device, choose_device
+from pipelines.errors import DEBUG_HELP, check_writable_folder, run_command
 from pipelines.engine.snapshots import images_to_grid, save_grid
-from pipelines.evaluation.commands import open_model_or_exit, with_sample_counts
+from pipelines.cli.open_generator import open_generator
+from pipelines.evaluation.commands import with_sample_counts
 from pipelines.evaluation.trajectories import OrbitConfig, grid_cameras, orbit_cameras, turntable_cameras, zigzag_cameras
 from pipelines.evaluation.video import depth_to_images, opacity_to_images, write_video
 from pipelines.model import GeneratorModel, latents_from_seeds, render, render_ws
@@ -148,8 +150,9 @@ def write_videos(frames: list[np.ndarray], name: str, config: RenderConfig) -> l
 
 def run(config: RenderConfig) -> list[Path]:
     validate(config)
+    check_writable_folder(config.out, "--out")
     device = choose_device(config.device)
-    model = open_model_or_exit(config.checkpoint, device)
+    model = open_generator(config.checkpoint, device)
     model = with_sample_counts(model, config.num_coarse, config.num_fine).with_options(
         truncation_psi=config.truncation_psi, truncation_cutoff=config.truncation_cutoff)
     orbit = config.orbit.resolve(model.cameras)
@@ -168,13 +171,17 @@ def run(config: RenderConfig) -> list[Path]:
     return paths
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+def render_command(argv: list[str]) -> int:
     config = tyro.cli(RenderConfig, args=argv, prog="epigraf-render",
-                      description="Render image grids, depth/opacity maps and videos of a trained generator.")
+                      description=f"Render image grids, depth/opacity maps and videos of a trained generator. {DEBUG_HELP}")
     for path in run(config):
         print(path)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """epigraf-render; bad input ends it with one line ``error: ...`` (see :mod:`pipelines.errors`)."""
+    return run_command(render_command, argv)
 
 
 if __name__ == "__main__":

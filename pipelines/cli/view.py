@@ -9,6 +9,7 @@ from pathlib import Path
 
 import tyro
 
+from pipelines.errors import DEBUG_HELP, run_command
 from pipelines.viewer.server import ViewerConfig
 
 
@@ -25,17 +26,23 @@ class ViewArgs:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """epigraf-view; bad input ends it with one line ``error: ...`` (see :mod:`pipelines.errors`)."""
+    return run_command(view_command, argv)
+
+
+def view_command(argv: list[str]) -> int:
     args = tyro.cli(
         ViewArgs,
-        args=sys.argv[1:] if argv is None else argv,
+        args=argv,
         prog="epigraf-view",
+        description=f"Serve a run, checkpoint or generator bundle to a browser tab that follows your camera. {DEBUG_HELP}",
         config=(tyro.conf.OmitArgPrefixes,),
     )
     from pipelines.devices import choose_device
-    from pipelines.evaluation.commands import open_model_or_exit
+    from pipelines.cli.open_generator import open_generator
     from pipelines.viewer.server import GeneratorViewer
 
-    model = open_model_or_exit(args.path, choose_device(args.viewer.device or "auto"))
+    model = open_generator(args.path, choose_device(args.viewer.device or "auto"))
     viewer = GeneratorViewer(model, args.viewer, title=f"epigraf · {model.pipeline} · {args.path}")
     viewer.start()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -15,11 +16,13 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from pipelines.data.images import ImageProblem, check_size, load_image
-from pipelines.data.labels import LABEL_SIZE, LabelTable, read_label_table
+from pipelines.data.images import ImageProblem, check_size, load_image, load_image_checked
+from pipelines.data.labels import LABEL_FILES, LABEL_SIZE, LabelTable, read_label_table
 from pipelines.data.problems import DatasetValidationError, ValidationReport
-from pipelines.data.sources import DatasetSource
+from pipelines.data.sources import DatasetSource, is_image_name
 from renderers.cameras import Cameras
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,40 +66,64 @@ class _Scan:
     images: np.ndarray | None
 
 
+@dataclass
+class _Decoded:
+    """What checking one image gave: its pixels (when kept), a problem that excludes it, or a warning."""
+
+    image: np.ndarray | None = None
+    problem: ImageProblem | None = None
+    warning: ImageProblem | None = None
+
+
+def _check_image(source: DatasetSource, name: str, config: DatasetConfig, keep: bool) -> _Decoded:
+    try:
+        data = source.read(name)
+    except (OSError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        return _Decoded(problem=ImageProblem("unreadable_file", f"cannot be read from the dataset ({error})",
+                                             "re-create the zip or restore the file"))
+    try:
+        if keep or config.check_images == "decode":
+            image, warning = load_image_checked(data, config.resolution, config.background, config.resize)
+            return _Decoded(image if keep else None, warning=warning)
+        with Image.open(io.BytesIO(data)) as header:
+            return _Decoded(warning=check_size(header, config.resolution, config.resize))
+    except ImageProblem as problem:
+        return _Decoded(problem=problem)
+    except Exception as error:  # noqa: BLE001 - any decoder failure means a bad file
+        return _Decoded(problem=ImageProblem("corrupt_image", f"unreadable or corrupt image ({error})",
+                                             "re-export or remove it"))
+
+
 def _decode_all(source: DatasetSource, names: list[str], config: DatasetConfig, keep: bool,
                 report: ValidationReport) -> tuple[list[str], np.ndarray | None]:
     """Decodes (or header-checks) every image in parallel; returns the good names and the cache."""
-
-    def work(name: str) -> np.ndarray | ImageProblem | None:
-        try:
-            data = source.read(name)
-        except (OSError, KeyError, zipfile.BadZipFile, EOFError) as error:
-            return ImageProblem("unreadable_file", f"cannot be read from the dataset ({error})",
-                                "re-create the zip or restore the file")
-        try:
-            if keep or config.check_images == "decode":
-                image = load_image(data, config.resolution, config.background, config.resize)
-                return image if keep else None
-            with Image.open(io.BytesIO(data)) as header:
-                check_size(header, config.resolution, config.resize)
-            return None
-        except ImageProblem as problem:
-            return problem
-        except Exception as error:  # noqa: BLE001 - any decoder failure means a bad file
-            return ImageProblem("corrupt_image", f"unreadable or corrupt image ({error})", "re-export or remove it")
-
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-        results = list(pool.map(work, names))
+        results = list(pool.map(lambda name: _check_image(source, name, config, keep), names))
     good, arrays = [], []
     for name, result in zip(names, results):
-        if isinstance(result, ImageProblem):
-            report.add(name, result.kind, result.problem, result.fix)
+        if result.problem is not None:
+            report.add(name, result.problem.kind, result.problem.problem, result.problem.fix)
             continue
+        if result.warning is not None:
+            report.warn(name, result.warning.kind, result.warning.problem, result.warning.fix)
         good.append(name)
         if keep:
-            arrays.append(result)
+            arrays.append(result.image)
     cache = np.stack(arrays).transpose(0, 3, 1, 2).copy() if keep and arrays else None
     return good, cache
+
+
+def _report_member_names(source: DatasetSource, report: ValidationReport) -> None:
+    """Zip members merged under one name (images and label files), or pointing outside the dataset, are problems."""
+    for clash in (c for c in source.clashes if is_image_name(c.name) or c.name in LABEL_FILES):
+        report.add(clash.name, "duplicate_member", f"{len(clash.members)} zip members are read as the one file "
+                   f"{clash.name}: {', '.join(clash.members)}",
+                   "keep one of them: re-create the zip without the duplicates")
+        if clash.name in LABEL_FILES:
+            report.fatal = True  # which label file holds the truth is unknown: skipping images cannot help
+    for member in source.escaping_members:
+        report.add(member, "unsafe_member_name", "zip member name leaves the dataset root (absolute path or '..')",
+                   "re-create the zip with paths relative to the dataset root (e.g. `cd dataset && zip -r ../d.zip .`)")
 
 
 def scan_dataset(config: DatasetConfig) -> _Scan:
@@ -117,6 +144,7 @@ def scan_dataset(config: DatasetConfig) -> _Scan:
         report.add(str(path), "corrupt_zip", f"not a readable zip archive, probably truncated ({error})",
                    "download or create the zip again (check its size), or unpack it into a folder")
         return _Scan(report, None, [], None, None)
+    _report_member_names(source, report)
     table: LabelTable = read_label_table(source, config.labels, report, config.camera_scale)
     image_names = source.image_names()
     present = set(image_names)
@@ -173,6 +201,8 @@ class ImageDataset(Dataset):
             raise DatasetValidationError(scan.report, hint)
         if not scan.report.ok and config.report_dir is not None:
             scan.report.write(config.report_dir)
+        if not scan.report.ok or scan.report.warnings:
+            _LOG.warning("%s", scan.report.summary(config.report_dir if not scan.report.ok else None))
         self._source = scan.source
         self.names: list[str] = scan.names
         """Dataset-relative paths of the images in use (before x-flip doubling)."""

@@ -21,8 +21,17 @@ from renderers.cameras import LABEL_SIZE
 
 # OpenGL / Blender camera axes (x right, y up, z backwards) to OpenCV (x right, y down, z forward).
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
+LABEL_FILES = ("dataset.json", "transforms.json")
+"""Label files at a dataset root, in the order labels='auto' looks for them."""
 # A rotation's R^T R may differ from I by rounding in stored labels; real shears or scales are larger.
 RIGID_TOLERANCE = 1e-2
+# The generator's scene box is centred at the origin with this half-size (GeneratorConfig.box_half_size default).
+SCENE_BOX_HALF_SIZE = 0.5
+# From d = 1e4 half-sizes away the box covers at most fx * 2 / 1e4 of the image width (fx: normalized focal length,
+# about 1-5 for real lenses): under one pixel at 1024 px unless fx > 5. Such a label is in practice a unit mistake
+# (millimetres for metres) or a broken pose, and float32 ray origins that far out lose precision inside the box.
+MAX_DISTANCE_IN_BOX_SIZES = 1e4
+MAX_CAMERA_DISTANCE = MAX_DISTANCE_IN_BOX_SIZES * SCENE_BOX_HALF_SIZE
 
 
 @dataclass
@@ -41,20 +50,75 @@ class LabelTable:
         return self.kind != "none"
 
 
-def check_label(values: Any) -> tuple[str, str, str] | None:
-    """``None`` for a usable 25-float label, else (kind, problem, fix)."""
+def label_field_name(index: int) -> str:
+    """The name of value ``index`` of a 25-float label: ``label_field_name(3)`` is 'cam2world[0][3] (translation x)'."""
+    if index < 16:
+        row, col = divmod(index, 4)
+        role = "last row" if row == 3 else f"translation {'xyz'[row]}" if col == 3 else "rotation"
+        return f"cam2world[{row}][{col}] ({role})"
+    row, col = divmod(index - 16, 3)
+    role = {(0, 0): " (fx)", (1, 1): " (fy)", (0, 2): " (cx)", (1, 2): " (cy)"}.get((row, col), "")
+    return f"intrinsics[{row}][{col}]{role}"
+
+
+def _non_finite_fields(stored: np.ndarray) -> str:
+    bad = np.flatnonzero(~np.isfinite(stored))
+    return ", ".join(label_field_name(int(i)) for i in bad[:4]) + (", ..." if bad.size > 4 else "")
+
+
+def _far_camera_fix(label_file: str) -> str:
+    if label_file == "transforms.json":
+        return (f"rescale the scene with --data.camera-scale (camera positions are multiplied by it; pick it so the "
+                f"object fits the box of half-size {SCENE_BOX_HALF_SIZE}), or fix this frame's transform_matrix")
+    return (f"rescale the scene: multiply the translations (label values 3, 7, 11) of every label in {label_file} by "
+            f"one factor so the object fits the box of half-size {SCENE_BOX_HALF_SIZE} (normalized intrinsics "
+            "need no change), or fix this camera's pose")
+
+
+def check_label(values: Any, label_file: str = "dataset.json") -> tuple[str, str, str] | None:
+    """``None`` for a usable 25-float label, else (kind, problem, fix).
+
+    The checks are made on the float32 values the dataset stores (a finite float64 like 1e300
+    becomes inf), and cameras farther than :data:`MAX_CAMERA_DISTANCE` from the origin are
+    refused. ``label_file`` ('dataset.json' or 'transforms.json') picks the advice given in fixes.
+    """
+    stored = _stored_values(values)
+    if isinstance(stored, tuple):
+        return stored
+    return _check_camera(stored.astype(np.float64), label_file)
+
+
+_LABEL_LAYOUT_FIX = "write 25 numbers: 16 for the 4x4 cam2world matrix, 9 for the 3x3 normalized intrinsics"
+
+
+def _stored_values(values: Any) -> np.ndarray | tuple[str, str, str]:
+    """The float32 label the dataset will hold, or the (kind, problem, fix) that prevents it."""
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        return ("bad_label", f"label is not a list of numbers ({str(values)[:60]})",
-                "write 25 numbers: 16 for the 4x4 cam2world matrix, 9 for the 3x3 normalized intrinsics")
+        return ("bad_label", f"label is not a list of numbers ({str(values)[:60]})", _LABEL_LAYOUT_FIX)
     if array.ndim != 1 or array.size != LABEL_SIZE:
-        return ("bad_label_length", f"label has {array.size} values, expected {LABEL_SIZE}",
-                "write 25 numbers: 16 for the 4x4 cam2world matrix, 9 for the 3x3 normalized intrinsics")
+        return ("bad_label_length", f"label has {array.size} values, expected {LABEL_SIZE}", _LABEL_LAYOUT_FIX)
     if not np.isfinite(array).all():
-        return ("non_finite_label", "label holds NaN or Inf values",
+        return ("non_finite_label", f"label holds NaN or Inf values in {_non_finite_fields(array)}",
                 "recompute this camera pose, or remove the entry")
+    with np.errstate(over="ignore"):
+        stored = array.astype(np.float32)
+    if not np.isfinite(stored).all():
+        return ("label_overflow", f"{_non_finite_fields(stored)} overflows float32 (largest finite value "
+                f"{float(np.finfo(np.float32).max):.3g}) and would be stored as inf",
+                "store positions in scene units and intrinsics normalized by the image size "
+                "(fx = focal_px / width), or remove the entry")
+    return stored
+
+
+def _check_camera(array: np.ndarray, label_file: str) -> tuple[str, str, str] | None:
     pose, intrinsics = array[:16].reshape(4, 4), array[16:].reshape(3, 3)
+    distance = float(np.linalg.norm(pose[:3, 3]))
+    if distance > MAX_CAMERA_DISTANCE:
+        return ("camera_too_far", f"camera centre (cam2world translation) is {distance:.3g} from the origin, more "
+                f"than {MAX_CAMERA_DISTANCE:g} (= {MAX_DISTANCE_IN_BOX_SIZES:g} x the scene box half-size "
+                f"{SCENE_BOX_HALF_SIZE})", _far_camera_fix(label_file))
     rotation = pose[:3, :3]
     if (not np.allclose(pose[3], [0.0, 0.0, 0.0, 1.0], atol=1e-4)
             or not np.allclose(rotation.T @ rotation, np.eye(3), atol=RIGID_TOLERANCE)
@@ -74,7 +138,7 @@ def read_label_table(source: DatasetSource, mode: str, report: ValidationReport,
     if mode not in ("auto", "dataset.json", "transforms.json", "none"):
         raise ValueError(f"labels must be 'auto', 'dataset.json', 'transforms.json' or 'none', got {mode!r}")
     if mode == "auto":
-        mode = next((m for m in ("dataset.json", "transforms.json") if m in source), "none")
+        mode = next((m for m in LABEL_FILES if m in source), "none")
     if mode == "none":
         return LabelTable("none")
     if mode not in source:
@@ -103,7 +167,7 @@ def _add_entry(table: LabelTable, report: ValidationReport, name: str, values: A
                    "keep a single label per image")
     if seen[name] > 1:
         return
-    issue = check_label(values)
+    issue = check_label(values, table.kind)
     if issue is not None:
         report.add(name, *issue)
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -16,6 +17,23 @@ def normalize_name(name: str) -> str:
     name = name.replace("\\", "/")
     parts = [p for p in PurePosixPath(name).parts if p not in (".", "")]
     return "/".join(parts)
+
+
+def escapes_root(member: str) -> bool:
+    """Whether a zip member name points outside the dataset (``../x.png``, ``/x.png``, ``C:\\x.png``)."""
+    name = member.replace("\\", "/")
+    parts = name.split("/")
+    return name.startswith("/") or ".." in parts or (len(parts[0]) == 2 and parts[0][1] == ":")
+
+
+@dataclass(frozen=True)
+class MemberClash:
+    """Zip members that name the same dataset file (``x.png`` twice, or ``x.png`` and ``./x.png``)."""
+
+    name: str
+    """The dataset-relative path they all map to."""
+    members: tuple[str, ...]
+    """Each member as ``'raw name' (zip entry N)``, in archive order."""
 
 
 def is_image_name(name: str) -> bool:
@@ -39,6 +57,10 @@ class DatasetSource:
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid: int | None = None
         self._member_names: dict[str, str] = {}
+        self.clashes: list[MemberClash] = []
+        """Zip members merged under one name: a dataset problem, since only one of them can be read."""
+        self.escaping_members: list[str] = []
+        """Zip member names that leave the dataset root; they are not listed and cannot be read."""
         self._names = self._list_names()
         self._name_set = set(self._names)
 
@@ -51,14 +73,26 @@ class DatasetSource:
 
     def _list_names(self) -> list[str]:
         if self.is_zip:
-            members = [n for n in self._open_zip().namelist() if not n.endswith("/")]
-            self._member_names = {normalize_name(n): n for n in members}
-            return sorted(self._member_names)
+            return self._list_zip_members()
         names = []
         for root, _dirs, files in os.walk(self.path):
             for file_name in files:
                 names.append(normalize_name(os.path.relpath(os.path.join(root, file_name), self.path)))
         return sorted(names)
+
+    def _list_zip_members(self) -> list[str]:
+        by_name: dict[str, list[tuple[int, str]]] = {}
+        for index, member in enumerate(self._open_zip().infolist()):
+            if member.is_dir():
+                continue
+            if escapes_root(member.filename):
+                self.escaping_members.append(member.filename)
+                continue
+            by_name.setdefault(normalize_name(member.filename), []).append((index, member.filename))
+        self._member_names = {name: members[-1][1] for name, members in by_name.items()}
+        self.clashes = [MemberClash(name, tuple(f"{raw!r} (zip entry {i})" for i, raw in members))
+                        for name, members in sorted(by_name.items()) if len(members) > 1]
+        return sorted(self._member_names)
 
     @property
     def names(self) -> list[str]:

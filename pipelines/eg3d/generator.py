@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from epigraf_field.config_io import config_from_dict, config_to_dict
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
-from pipelines.bundle import GeneratorBundle, load_bundle, save_bundle
+from pipelines.bundle import GeneratorBundle, load_bundle, save_bundle, write_bundle_manifest
 from pipelines.camera_distributions import CameraDistribution
 from pipelines.eg3d.superresolution import SuperResolution, SuperResolutionConfig
 from renderers.volume_renderer import RenderedImages, VolumeRendererConfig
@@ -107,6 +107,7 @@ def save_eg3d_bundle(directory: Path, generator: Eg3dGenerator, renderer_config:
         "config": config_to_dict(generator.superresolution.config),
     }
     (directory / SUPERRESOLUTION_FILE).write_text(json.dumps(meta, indent=2))
+    write_bundle_manifest(directory)  # again: the manifest covers the super-resolution config too
     return directory
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -13,8 +14,9 @@ from epigraf_field.config_io import config_from_dict, config_to_dict
 from pipelines.engine.distributed import DistributedContext, init_distributed, shutdown
 from pipelines.registry import get_pipeline_spec
 from pipelines.devices import choose_device
-from pipelines.engine.options import TrainConfig
+from pipelines.engine.options import TrainConfig, merge_resumed_config, validate_train_config
 from pipelines.engine.trainer import Trainer, resolve_resume
+from pipelines.errors import check_writable_folder
 
 RUNS_ROOT = Path("runs")
 CONFIG_FILE = "config.json"
@@ -33,21 +35,41 @@ def new_run_dir(pipeline: str, context: DistributedContext) -> Path:
     return path
 
 
+def create_run_dir(config: TrainConfig, run_dir: Path) -> None:
+    """Makes the run folder and writes its resolved config.json (only once the dataset and pipeline are built)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(config, run_dir)
+    except OSError as error:
+        raise OSError(
+            f"cannot write the run folder {run_dir} ({error.strerror or error}); pass --out in a folder you may write to"
+        ) from error
+
+
 def write_config(config: TrainConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(json.dumps(config_to_dict(config), indent=2))
 
 
-def read_config(run_dir: Path, config_type: type) -> TrainConfig:
+def read_config(run_dir: Path, config_type: type | None = None) -> TrainConfig:
+    """The run's resolved config.json, as its own pipeline's config type (``config_type`` forces one)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: cannot resume a run without its resolved config")
-    return config_from_dict(config_type, json.loads(path.read_text()))
+    try:
+        data = json.loads(path.read_text())
+        if config_type is None:
+            config_type = type(get_pipeline_spec(str(data.get("pipeline", "patch-gan"))).preset("cpu")())
+        return config_from_dict(config_type, data)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, ValueError) as error:
+        raise ValueError(f"{path} cannot be read as the run's config ({error}); restore it from a backup") from error
 
 
-def build_dataset(config: TrainConfig, run_dir: Path, context: DistributedContext):
+def build_dataset(config: TrainConfig, context: DistributedContext):
+    """The training images, checked entry by entry (before anything is written)."""
     from pipelines.data.builtin import ensure_builtin_dataset
     from pipelines.data.image_dataset import DatasetConfig, ImageDataset
+    from pipelines.data.problems import DatasetValidationError
 
     path = config.data
     if path is None:
@@ -58,42 +80,80 @@ def build_dataset(config: TrainConfig, run_dir: Path, context: DistributedContex
             shared = [path]
             dist.broadcast_object_list(shared, src=0)
             path = shared[0]
-    dataset = ImageDataset(DatasetConfig(path=Path(path), resolution=config.resolution, skip_bad=config.skip_bad))
-    report = dataset.validate()
-    if config.skip_bad and context.is_main and report.problems:
-        report.write(run_dir / "bad_entries.txt")
-    return dataset
+    try:
+        return ImageDataset(DatasetConfig(path=Path(path), resolution=config.resolution, skip_bad=config.skip_bad))
+    except DatasetValidationError as error:
+        report = error.report
+        usable = report.num_entries - len(report.bad_entries)
+        hint = "" if report.fatal or usable <= 0 else (
+            f"Fix the entries above, or pass --skip-bad to train on the other {usable} (the list of skipped "
+            "entries is written into the run folder)."
+        )
+        raise DatasetValidationError(report, hint) from None
 
 
-def run_training(config: TrainConfig, explicit_kimg: bool = False) -> Path | None:
+def check_dataset_cameras(config: TrainConfig, dataset) -> None:
+    """A pipeline whose cameras come from the dataset needs a labelled one: say so naming --data."""
+    cameras = getattr(getattr(config, "model", None), "cameras", None)
+    if getattr(cameras, "source", None) == "dataset" and not getattr(dataset, "has_labels", True):
+        data = config.data if config.data is not None else "(the built-in dataset)"
+        raise ValueError(
+            f"--data {data} has no camera labels (no dataset.json or transforms.json), but --model.cameras.source "
+            "is dataset (the default): add the labels, or pass --model.cameras.source parametric with the "
+            "yaw/pitch/radius/fov options"
+        )
+
+
+def prepare_resume(config: TrainConfig, explicit: Collection[str], context: DistributedContext) -> tuple[TrainConfig, Path, Path]:
+    """The run's own config (with the command line's changeable options applied), its folder and checkpoint."""
+    checkpoint = resolve_resume(config.resume, config.out, RUNS_ROOT, config.pipeline)
+    run_dir = checkpoint.parent.parent
+    run_config = read_config(run_dir)
+    merged, applied = merge_resumed_config(run_config, config, explicit, run_dir / CONFIG_FILE)
+    validate_train_config(merged)
+    if context.is_main:
+        for line in applied:
+            print(line, flush=True)
+        if "preset" in explicit:
+            print(f"resume: --preset is not used: {run_dir / CONFIG_FILE} holds every setting of the run", flush=True)
+        print(f"resuming from {checkpoint}", flush=True)
+    return merged, run_dir, checkpoint
+
+
+def run_training(config: TrainConfig, explicit: Collection[str] = ()) -> Path | None:
+    """Trains a new run, or resumes one with ``config.resume``; ``explicit`` names the options given on the
+    command line (dotted, as :func:`pipelines.engine.options.explicit_options` finds them).
+
+    The dataset is checked and the pipeline built before the run folder is made: bad input leaves nothing behind.
+    """
     device = choose_device(config.device)
     context = init_distributed(device)
     if device.type == "cuda" and context.enabled:
         device = torch.device("cuda", context.local_rank)
         torch.cuda.set_device(device)
-    spec = get_pipeline_spec(config.pipeline)
     checkpoint = None
     if config.resume is not None:
-        checkpoint = resolve_resume(config.resume, config.out, RUNS_ROOT, config.pipeline)
-        run_dir = checkpoint.parent.parent
-        kimg = config.kimg
-        config = read_config(run_dir, type(config))
-        if explicit_kimg:
-            config.kimg = kimg
-        if context.is_main:
-            print(f"resuming from {checkpoint}", flush=True)
+        config, run_dir, checkpoint = prepare_resume(config, explicit, context)
     else:
         run_dir = Path(config.out) if config.out is not None else new_run_dir(config.pipeline, context)
-    if context.is_main:
-        write_config(config, run_dir)
-        print(f"run folder: {run_dir.resolve()}", flush=True)
+        if context.is_main:
+            check_writable_folder(run_dir, "--out")
+    spec = get_pipeline_spec(config.pipeline)
     torch.manual_seed(config.seed)  # only for third-party code that insists on the global generator
-    dataset = build_dataset(config, run_dir, context)
+    dataset = build_dataset(config, context)
+    check_dataset_cameras(config, dataset)
     pipeline = spec.build_pipeline(config, device, dataset, context)
-    trainer = Trainer(config, pipeline, dataset, run_dir, device, context)
-    if checkpoint is not None:
-        trainer.resume(checkpoint)
+    if context.is_main:
+        create_run_dir(config, run_dir)
+        report = dataset.validate()
+        if config.skip_bad and report.problems:  # the list of what was left out goes with the run
+            report.write(run_dir)
+        print(f"run folder: {run_dir.resolve()}", flush=True)
+    trainer = None
     try:
+        trainer = Trainer(config, pipeline, dataset, run_dir, device, context)
+        if checkpoint is not None:
+            trainer.resume(checkpoint)
         final = trainer.run()
     finally:
         # DistributedDataParallel wrappers hold the process group: release them before it goes.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +13,17 @@ import torch
 
 from pipelines.pipeline import Pipeline, Progress
 from pipelines.engine.data_loader import TrainingBatches
-from pipelines.engine.checkpoints import find_latest_checkpoint, load_training_state, save_checkpoint
+from pipelines.engine.checkpoints import (
+    MANIFEST_FILE,
+    CheckpointError,
+    checkpoint_dir,
+    list_checkpoints,
+    load_training_state,
+    save_checkpoint,
+    set_aside_damaged_checkpoints,
+)
 from pipelines.engine.distributed import DistributedContext, barrier, broadcast_module
-from pipelines.engine.logs import KimgProgress, RunLogger
+from pipelines.engine.logs import KimgProgress, RunLogger, rewind_run_logs
 from pipelines.engine.snapshots import images_to_grid, save_gif, save_grid
 from pipelines.evaluation.trajectories import OrbitConfig, turntable_cameras
 from pipelines.model import render
@@ -104,13 +113,23 @@ class Trainer:
         return int(round(self.config.kimg * 1000))
 
     def resume(self, checkpoint: Path) -> None:
-        """Restores pipeline, RNG and progress from a checkpoint directory."""
+        """Restores pipeline, RNG and progress from a checkpoint directory (verified against its manifest).
+
+        Rank 0 then makes the run folder agree with the resume point: damaged newer checkpoints are
+        renamed ``rejected-*`` (the run would overwrite them on reaching their step again), and what
+        was logged after this checkpoint is dropped from ``log.jsonl`` and TensorBoard, since the
+        resumed run logs those ticks again.
+        """
+        checkpoint = Path(checkpoint)
         state = load_training_state(checkpoint, map_location=self.device)
         self.pipeline.load_state_dict(state["pipeline"])
         self.nimg, self.step, self.tick = int(state["nimg"]), int(state["step"]), int(state["tick"])
-        self.last_checkpoint = Path(checkpoint)
+        self.last_checkpoint = checkpoint  # verified and loaded: the "last good checkpoint" _guard may name
         for module in self.pipeline.modules():
             broadcast_module(module, self.context)
+        if self.context.is_main:  # after the broadcasts: every rank has read its checkpoint by now
+            set_aside_damaged_checkpoints(self.run_dir, self.nimg)
+            rewind_run_logs(self.run_dir, self.nimg, self.config.trainer.tensorboard)
 
     def run(self) -> Path | None:
         """Trains to the end and returns the final checkpoint (rank 0; None on other ranks)."""
@@ -210,14 +229,16 @@ class Trainer:
         bad = {key: value for key, value in metrics.items() if not math.isfinite(float(value))}
         if bad:
             where = f"at kimg {self.nimg / 1000:.3f} (step {self.step})"
-            keep = (
-                f"the last good checkpoint is {self.last_checkpoint}; resume from it with --resume {self.last_checkpoint}"
-                if self.last_checkpoint
-                else "no checkpoint had been written yet"
-            )
+            settings = "model.g_optimizer.lr and model.d_optimizer.lr lower, or model.losses.r1_gamma higher"
+            if self.last_checkpoint:
+                fix = (f"set {settings} in {self.run_dir / 'config.json'}, then continue from the last good checkpoint "
+                       f"with --resume {self.last_checkpoint}")
+            else:
+                fix = (f"no checkpoint had been written yet: start again with {settings} "
+                       "(--model.g-optimizer.lr, --model.d-optimizer.lr, --model.losses.r1-gamma)")
             raise TrainingDiverged(
-                f"training diverged {where}: non-finite {', '.join(f'{k}={v}' for k, v in bad.items())}. "
-                f"Stopped without writing a checkpoint; {keep}. Lower the learning rates or raise the R1 gamma."
+                f"training diverged {where} in {self.run_dir}: non-finite {', '.join(f'{k}={v}' for k, v in bad.items())}; "
+                f"stopped without writing a checkpoint. Fix: {fix}"
             )
 
     def _save_checkpoint(self) -> None:
@@ -269,23 +290,99 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 def resolve_resume(resume: str, run_dir: Path | None, runs_root: Path, pipeline: str) -> Path:
-    """Turns --resume (a checkpoint, a run folder, or 'latest') into a checkpoint directory."""
+    """Turns --resume (a checkpoint directory, a run folder, or 'latest') into a usable checkpoint directory.
+
+    ``run_dir`` is --out: with 'latest' it names the run to continue, which must exist (a typo must not
+    resume somebody else's run); without it 'latest' is the newest run of ``pipeline`` under
+    ``runs_root`` with a usable checkpoint. Damaged checkpoints are skipped with a warning; errors
+    (CheckpointError, FileNotFoundError, ValueError) name the path and the fix in one line.
+    """
     if resume == "latest":
-        if run_dir is not None and Path(run_dir).is_dir():
-            return find_latest_checkpoint(run_dir)
-        candidates = sorted(runs_root.glob(f"{pipeline}-*"), key=lambda p: p.stat().st_mtime) if runs_root.is_dir() else []
-        for candidate in reversed(candidates):
+        if run_dir is not None:
+            run_dir = Path(run_dir)
+            if not run_dir.exists():
+                raise FileNotFoundError(
+                    f"--out {run_dir} does not exist: nothing to resume; leave out --resume to start a new run there"
+                )
+            return _newest_usable_checkpoint(run_dir, f"--resume latest --out {run_dir}")
+        runs = sorted(runs_root.glob(f"{pipeline}-*"), key=lambda p: p.stat().st_mtime) if runs_root.is_dir() else []
+        for candidate in reversed(runs):
             try:
-                return find_latest_checkpoint(candidate)
-            except RuntimeError:
+                return _newest_usable_checkpoint(candidate, f"--resume latest ({candidate})")
+            except CheckpointError:
                 continue
         raise FileNotFoundError(
-            f"--resume latest found no run of pipeline {pipeline!r} with a usable checkpoint under {runs_root}; "
-            "pass --out RUN_DIR or a checkpoint path"
+            f"--resume latest found no run of pipeline {pipeline!r} with a usable checkpoint under "
+            f"{runs_root.resolve()}; leave out --resume to start a new run, or pass --resume RUN_DIR or a "
+            "checkpoint directory"
         )
     path = Path(resume)
     if not path.exists():
-        raise FileNotFoundError(f"--resume {resume}: no such checkpoint or run folder")
+        raise FileNotFoundError(
+            f"--resume {resume} does not exist: pass a run folder, a checkpoint directory "
+            "(RUN/checkpoints/step-*) or latest"
+        )
+    if path.is_file():
+        hint = f" ({path.parent} is one: pass that)" if _looks_like_checkpoint(path.parent) else ""
+        raise ValueError(
+            f"--resume {resume} is a file; a checkpoint is a directory RUN/checkpoints/step-*{hint}: pass a checkpoint "
+            "directory, its run folder, or latest"
+        )
     if (path / "checkpoints").is_dir():
-        return find_latest_checkpoint(path)
-    return path
+        checkpoint = _newest_usable_checkpoint(path, f"--resume {resume}")
+    elif _looks_like_checkpoint(path):
+        problem = _checkpoint_problem(path)
+        if problem is not None:
+            raise CheckpointError(
+                f"--resume {resume}: {problem}; or pass the run folder {path.parent.parent} to use its newest "
+                "usable checkpoint"
+            )
+        checkpoint = path
+    else:
+        raise ValueError(
+            f"--resume {resume} is neither a run folder (with checkpoints/) nor a checkpoint directory "
+            "(RUN/checkpoints/step-*): pass one of those, or latest"
+        )
+    if run_dir is not None and Path(run_dir).resolve() != checkpoint.parent.parent.resolve():
+        raise ValueError(
+            f"--out {run_dir} and --resume {resume} name different runs (the checkpoint belongs to "
+            f"{checkpoint.parent.parent}); a run continues in its own folder: leave out --out"
+        )
+    return checkpoint
+
+
+def _looks_like_checkpoint(path: Path) -> bool:
+    return path.is_dir() and ((path / MANIFEST_FILE).is_file() or
+                              (path.name.startswith("step-") and path.parent.name == "checkpoints"))
+
+
+def _checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint directory cannot be resumed from (one line), or None when it can."""
+    from pipelines.errors import describe
+
+    try:
+        load_training_state(path, map_location="cpu")  # verifies the manifest, then reads plain tensors only
+    except (CheckpointError, OSError) as error:
+        return " ".join(describe(error).split())
+    return None
+
+
+def _newest_usable_checkpoint(run_dir: Path, named: str) -> Path:
+    """The newest checkpoint of ``run_dir`` that verifies and loads; damaged newer ones are skipped with a warning."""
+    checkpoints = list_checkpoints(run_dir)
+    problems = []
+    for info in reversed(checkpoints):
+        problem = _checkpoint_problem(info.path)
+        if problem is None:
+            for skipped in problems:
+                print(f"warning: skipping a damaged checkpoint: {skipped}", file=sys.stderr, flush=True)
+            return info.path
+        problems.append(problem)
+    where = checkpoint_dir(run_dir)
+    if not Path(run_dir).is_dir() or not where.is_dir():
+        reason = f"{run_dir} is not a run folder (it has no checkpoints/)"
+    elif not checkpoints:
+        reason = f"no checkpoint in {where} (the run stopped before writing its first one)"
+    else:
+        reason = f"no usable checkpoint in {where}: {len(problems)} damaged, the newest: {problems[0]}"
+    raise CheckpointError(f"{named}: {reason}; nothing to resume: leave out --resume to start a new run")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -115,6 +116,33 @@ def test_skip_bad_trains_on_the_rest_and_writes_the_list(tmp_path):
     assert "img2.png" in (run_dir / "bad_entries.txt").read_text()
     assert json.loads((run_dir / "bad_entries.json").read_text())["problems"][0]["kind"] == "corrupt_image"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest  # the dataset is never modified
+
+
+def _skip_one_of_four(tmp_path) -> ImageDataset:
+    files = labeled_files(4)
+    files["img2.png"] = b"garbage"
+    return ImageDataset(DatasetConfig(path=write_zip(tmp_path / "d.zip", files), resolution=16, skip_bad=True))
+
+
+def test_report_written_the_way_the_launcher_calls_it_gives_two_files(tmp_path):
+    report = _skip_one_of_four(tmp_path).validate()
+    run_dir = tmp_path / "run"
+    written = report.write(run_dir / "bad_entries.txt")  # launch.py passes this path: it means the run folder
+    assert written == [run_dir / "bad_entries.txt", run_dir / "bad_entries.json"]
+    assert (run_dir / "bad_entries.txt").is_file() and (run_dir / "bad_entries.json").is_file()
+    assert sorted(p.name for p in run_dir.iterdir()) == ["bad_entries.json", "bad_entries.txt"]
+    assert report.write(run_dir) == written
+
+
+def test_summary_says_what_was_skipped_and_where_the_list_is(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="pipelines.data"):
+        dataset = _skip_one_of_four(tmp_path)
+    run_dir = tmp_path / "run"
+    summary = dataset.validate().summary(run_dir)
+    assert summary.endswith(f"skipped 1 of 4 entries (corrupt_image: 1), list in {run_dir / 'bad_entries.txt'}.")
+    assert "skipped 1 of 4 entries (corrupt_image: 1)" in caplog.text  # also logged when the dataset opens
+    assert validate_dataset(DatasetConfig(path=write_zip(tmp_path / "ok.zip", labeled_files(2)), resolution=16)
+                            ).summary().endswith("no entries skipped (2 entries).")
 
 
 def test_missing_dataset_path(tmp_path):
