@@ -1,4 +1,4 @@
-"""How every command ends on bad input: one line `error: ...` on stderr and exit code 1; a traceback only with --debug."""
+"""How every command ends on bad input: one line `error: ...` on stderr, exit code 1; tracebacks only with --debug."""
 
 from __future__ import annotations
 

@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _as_options(error: ValueError) -> ValueError:
     """``SynthConfig.num_objects must be ...`` as the command line spells it: ``--num-objects must be ...``."""
-    text = re.sub(r"\b(?:SynthConfig|DatasetConfig)\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), str(error))
-    return ValueError(text)
+    flag = lambda match: "--" + match.group(1).replace("_", "-")  # noqa: E731
+    return ValueError(re.sub(r"\b(?:SynthConfig|DatasetConfig)\.(\w+)", flag, str(error)))
 
 
 def data_command(argv: list[str]) -> int:
@@ -92,7 +92,8 @@ def data_command(argv: list[str]) -> int:
         {"synth": SynthConfig, "validate": ValidateCommand, "builtin": BuiltinCommand},
         args=argv,
         prog="epigraf-data",
-        description=f"Datasets for epigraf: synthetic renders with ground-truth meshes, and dataset checks. {DEBUG_HELP}",
+        description="Datasets for epigraf: synthetic renders with ground-truth meshes, and dataset checks. "
+        f"{DEBUG_HELP}",
     )
     try:
         if isinstance(command, SynthConfig):

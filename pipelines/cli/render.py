@@ -173,7 +173,8 @@ def run(config: RenderConfig) -> list[Path]:
 
 def render_command(argv: list[str]) -> int:
     config = tyro.cli(RenderConfig, args=argv, prog="epigraf-render",
-                      description=f"Render image grids, depth/opacity maps and videos of a trained generator. {DEBUG_HELP}")
+                      description="Render image grids, depth/opacity maps and videos of a trained generator. "
+                      f"{DEBUG_HELP}")
     for path in run(config):
         print(path)
     return 0

@@ -35,7 +35,8 @@ def view_command(argv: list[str]) -> int:
         ViewArgs,
         args=argv,
         prog="epigraf-view",
-        description=f"Serve a run, checkpoint or generator bundle to a browser tab that follows your camera. {DEBUG_HELP}",
+        description="Serve a run, checkpoint or generator bundle to a browser tab that follows your camera. "
+        f"{DEBUG_HELP}",
         config=(tyro.conf.OmitArgPrefixes,),
     )
     from pipelines.devices import choose_device

@@ -196,7 +196,7 @@ class ImageDataset(Dataset):
         self.report = scan.report
         if scan.report.fatal or not scan.names or (not scan.report.ok and not config.skip_bad):
             hint = "" if scan.report.fatal or not scan.names else (
-                f"Fix the entries above, or set skip_bad=True (--data.skip-bad) to train on the other "
+                f"Fix the entries above, or set skip_bad=True (--skip-bad in epigraf-train) to train on the other "
                 f"{len(scan.names)} images.")
             raise DatasetValidationError(scan.report, hint)
         if not scan.report.ok and config.report_dir is not None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from collections.abc import Collection
+from datetime import datetime
 from pathlib import Path
 
 import torch
@@ -42,7 +42,8 @@ def create_run_dir(config: TrainConfig, run_dir: Path) -> None:
         write_config(config, run_dir)
     except OSError as error:
         raise OSError(
-            f"cannot write the run folder {run_dir} ({error.strerror or error}); pass --out in a folder you may write to"
+            f"cannot write the run folder {run_dir} ({error.strerror or error}); "
+            "pass --out in a folder you may write to"
         ) from error
 
 
@@ -99,25 +100,27 @@ def check_dataset_cameras(config: TrainConfig, dataset) -> None:
         data = config.data if config.data is not None else "(the built-in dataset)"
         raise ValueError(
             f"--data {data} has no camera labels (no dataset.json or transforms.json), but --model.cameras.source "
-            "is dataset (the default): add the labels, or pass --model.cameras.source parametric with the "
-            "yaw/pitch/radius/fov options"
+            "is dataset (cameras drawn from the dataset's labels, the default): add the labels, or pass "
+            "--model.cameras.source parametric with the yaw/pitch/radius/fov options"
         )
 
 
-def prepare_resume(config: TrainConfig, explicit: Collection[str], context: DistributedContext) -> tuple[TrainConfig, Path, Path]:
-    """The run's own config (with the command line's changeable options applied), its folder and checkpoint."""
+def prepare_resume(config: TrainConfig, explicit: Collection[str]) -> tuple[TrainConfig, Path, Path, list[str]]:
+    """The run's own config (with the command line's changeable options applied), its folder, its checkpoint
+    and the lines to print about them."""
     checkpoint = resolve_resume(config.resume, config.out, RUNS_ROOT, config.pipeline)
     run_dir = checkpoint.parent.parent
     run_config = read_config(run_dir)
-    merged, applied = merge_resumed_config(run_config, config, explicit, run_dir / CONFIG_FILE)
+    merged, lines = merge_resumed_config(run_config, config, explicit, run_dir / CONFIG_FILE)
+    if merged.data is not None and not Path(merged.data).exists():
+        raise FileNotFoundError(
+            f"the run's dataset {merged.data} (data in {run_dir / CONFIG_FILE}) does not exist: put it back, or set "
+            f"data in {run_dir / CONFIG_FILE} to where the same dataset is now"
+        )
     validate_train_config(merged)
-    if context.is_main:
-        for line in applied:
-            print(line, flush=True)
-        if "preset" in explicit:
-            print(f"resume: --preset is not used: {run_dir / CONFIG_FILE} holds every setting of the run", flush=True)
-        print(f"resuming from {checkpoint}", flush=True)
-    return merged, run_dir, checkpoint
+    if "preset" in explicit:
+        lines.append(f"resume: --preset is not used: {run_dir / CONFIG_FILE} holds every setting of the run")
+    return merged, run_dir, checkpoint, lines + [f"resuming from {checkpoint}"]
 
 
 def run_training(config: TrainConfig, explicit: Collection[str] = ()) -> Path | None:
@@ -126,18 +129,20 @@ def run_training(config: TrainConfig, explicit: Collection[str] = ()) -> Path | 
 
     The dataset is checked and the pipeline built before the run folder is made: bad input leaves nothing behind.
     """
+    checkpoint, resume_lines = None, []
+    if config.resume is not None:  # first: the run's config says which device it trains on
+        config, run_dir, checkpoint, resume_lines = prepare_resume(config, explicit)
     device = choose_device(config.device)
     context = init_distributed(device)
     if device.type == "cuda" and context.enabled:
         device = torch.device("cuda", context.local_rank)
         torch.cuda.set_device(device)
-    checkpoint = None
-    if config.resume is not None:
-        config, run_dir, checkpoint = prepare_resume(config, explicit, context)
-    else:
+    if checkpoint is None:
         run_dir = Path(config.out) if config.out is not None else new_run_dir(config.pipeline, context)
         if context.is_main:
             check_writable_folder(run_dir, "--out")
+    elif context.is_main:
+        print("\n".join(resume_lines), flush=True)
     spec = get_pipeline_spec(config.pipeline)
     torch.manual_seed(config.seed)  # only for third-party code that insists on the global generator
     dataset = build_dataset(config, context)
@@ -148,6 +153,7 @@ def run_training(config: TrainConfig, explicit: Collection[str] = ()) -> Path | 
         report = dataset.validate()
         if config.skip_bad and report.problems:  # the list of what was left out goes with the run
             report.write(run_dir)
+            print(report.summary(run_dir), flush=True)
         print(f"run folder: {run_dir.resolve()}", flush=True)
     trainer = None
     try:

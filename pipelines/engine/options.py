@@ -193,7 +193,8 @@ def is_changeable_on_resume(name: str) -> bool:
     return any(name == allowed or name.startswith(allowed + ".") for allowed in RESUME_CHANGEABLE)
 
 
-def merge_resumed_config(run_config: Any, given: Any, explicit: Collection[str], config_file: Path) -> tuple[Any, list[str]]:
+def merge_resumed_config(run_config: Any, given: Any, explicit: Collection[str],
+                         config_file: Path) -> tuple[Any, list[str]]:
     """The run's config with the command line's changeable options applied, and the lines that say so.
 
     Raises ValueError naming each option that contradicts the run (its value in ``config_file`` and

@@ -1,4 +1,4 @@
-"""Every command ends bad input with one line `error: ...` (no traceback unless --debug) and leaves nothing half-made."""
+"""Every command ends bad input with one line `error: ...` (no traceback unless --debug), leaving nothing half-made."""
 
 from __future__ import annotations
 

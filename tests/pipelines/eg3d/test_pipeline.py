@@ -188,6 +188,9 @@ def test_bundle_without_superresolution_is_refused_with_a_clear_message(tmp_path
     pipeline, _ = _pipeline()
     pipeline.model().save(tmp_path)
     (tmp_path / "superresolution.json").unlink()
+    with pytest.raises(ValueError, match="superresolution.json is missing: the bundle .* is damaged"):
+        load_eg3d_bundle(tmp_path)  # the bundle's manifest lists it
+    (tmp_path / "manifest.json").unlink()  # a bundle without a manifest (older), or a patch-gan bundle
     with pytest.raises(FileNotFoundError, match="super-resolution"):
         load_eg3d_bundle(tmp_path)
 
