@@ -44,8 +44,9 @@ class TriPlaneGeneratorConfig:
     """Fully connected layers in the mapping network (StyleGAN2: 8; EpiGRAF's released config: 2)."""
     mapping_lr_multiplier: float = 0.01
     """Learning-rate multiplier of the mapping layers (StyleGAN)."""
-    w_avg_beta: float = 0.995
-    """EMA decay of the tracked mean w used for truncation."""
+    w_avg_beta: float = 0.998
+    """EMA decay of the tracked mean w used for truncation (EpiGRAF's and EG3D's mapping networks: 0.998;
+    StyleGAN2-ADA's 0.995)."""
     plane_resolution: int = 512
     """Tri-plane resolution R (power of two >= 4)."""
     plane_channels: int = 32

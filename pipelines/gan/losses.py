@@ -98,9 +98,16 @@ class AdamConfig:
     reg_interval: int = 16
     """Run the regularizer every this many minibatches (0 = never; 1 = every step, no compensation)."""
 
-    def build(self, params) -> torch.optim.Adam:
-        """An Adam optimizer over ``params`` with the lazy-regularization compensation applied."""
-        lr, betas = lazy_regularization_adam_params(self.lr, (self.beta1, self.beta2), self.reg_interval)
+    def build(self, params, separate_regularization_step: bool = True) -> torch.optim.Adam:
+        """An Adam optimizer over ``params``.
+
+        StyleGAN2 runs a lazy regularizer as an extra optimizer step every ``reg_interval`` minibatches
+        and lowers lr and betas so that the interval's ``reg_interval + 1`` steps move as far as
+        ``reg_interval`` plain ones would. A regularizer added to the main step's loss
+        (``separate_regularization_step=False``) takes no extra step, so there is nothing to compensate.
+        """
+        interval = self.reg_interval if separate_regularization_step else 0
+        lr, betas = lazy_regularization_adam_params(self.lr, (self.beta1, self.beta2), interval)
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=self.eps)
 
     @classmethod

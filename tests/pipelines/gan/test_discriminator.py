@@ -159,3 +159,11 @@ def test_config_json_round_trip():
     cfg = tiny_config(c_dim=25, cmap_dim=8, conv_clamp=None)
     again = DiscriminatorConfig(**json.loads(json.dumps(dataclasses.asdict(cfg))))
     assert again == cfg
+
+
+def test_default_width_matches_epigrafs_parameter_count():
+    """EpiGRAF's patch discriminator at 256^2 images and 64^2 patches has 27.4M parameters (fmaps 0.5)."""
+    with torch.device("meta"):
+        d = Discriminator(DiscriminatorConfig(resolution=64, image_resolution=256, patch_conditioning=True))
+    count = sum(p.numel() for p in d.parameters())
+    assert abs(count - 27.4e6) / 27.4e6 < 0.01, count

@@ -80,6 +80,13 @@ def test_adam_config_builds_compensated_optimizer():
     assert g.param_groups[0]["betas"] == (0.0, 0.99)
 
 
+def test_a_regularizer_fused_into_the_main_step_takes_no_compensation():
+    opt = AdamConfig.epigraf_discriminator().build([torch.nn.Parameter(torch.zeros(2))],
+                                                   separate_regularization_step=False)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.002)
+    assert opt.param_groups[0]["betas"] == (0.0, 0.99)
+
+
 def test_regularization_step_schedule():
     assert [is_regularization_step(s, 4) for s in range(6)] == [True, False, False, False, True, False]
     assert not any(is_regularization_step(s, 0) for s in range(5))
