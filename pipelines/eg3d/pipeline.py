@@ -14,6 +14,7 @@ from pipelines.engine.distributed import DistributedContext
 from pipelines.eg3d.generator import Eg3dGenerator, raw_feature_image, resize_images
 from pipelines.eg3d.model import Eg3dModel
 from pipelines.eg3d.superresolution import SuperResolutionConfig
+from pipelines.gan.ada import AugmentConfig
 from pipelines.gan.discriminator import DiscriminatorConfig
 from pipelines.gan.losses import AdamConfig, is_regularization_step
 from pipelines.gan.schedules import density_noise_std
@@ -68,6 +69,8 @@ class Eg3dConfig:
     """Cameras the generator is rendered from."""
     losses: Eg3dLossConfig = field(default_factory=Eg3dLossConfig)
     """Losses, regularizers and schedules."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Discriminator augmentation (ADA; EG3D uses it on AFHQ): one transform per dual image, both halves alike."""
     neural_resolution_final: int | None = None
     """Neural rendering resolution reached at the end of the blend (EG3D: 128 for its final FFHQ stage); None:
     always --patch-resolution."""

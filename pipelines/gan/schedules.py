@@ -50,3 +50,16 @@ def ema_beta(
     if rampup is not None:
         ema_nimg = min(ema_nimg, cur_nimg * rampup)
     return 0.5 ** (batch_size / max(ema_nimg, 1e-8))
+
+
+def pose_swap_probability(kimg: float, final: float, fade_kimg: float) -> float:
+    """Probability of conditioning the generator on a random other camera at ``kimg`` (EG3D's GPC swapping).
+
+    EG3D starts by always swapping (1.0) and fades linearly to ``final`` (0.5) over ``fade_kimg``
+    (1,000 kimg), so early training cannot tie identity to pose; ``fade_kimg`` 0 uses ``final`` from
+    the start. Example: ``pose_swap_probability(500.0, 0.5, 1000.0) == 0.75``.
+    """
+    if fade_kimg <= 0:
+        return final
+    alpha = min(max(kimg, 0.0) / fade_kimg, 1.0)
+    return 1.0 + (final - 1.0) * alpha

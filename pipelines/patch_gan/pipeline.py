@@ -14,6 +14,7 @@ from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
 from pipelines.pipeline import Pipeline, Progress, TrainBatch
 from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
 from pipelines.engine.distributed import DistributedContext, all_reduce_mean, broadcast_module, data_parallel
+from pipelines.gan.ada import AdaptiveAugment, AugmentConfig
 from pipelines.gan.augment import blur_images
 from pipelines.gan.discriminator import Discriminator, DiscriminatorConfig
 from pipelines.gan.losses import (
@@ -25,7 +26,7 @@ from pipelines.gan.losses import (
     r1_loss,
     r1_penalty,
 )
-from pipelines.gan.schedules import blur_sigma, density_noise_std, ema_beta
+from pipelines.gan.schedules import blur_sigma, density_noise_std, ema_beta, pose_swap_probability
 from pipelines.model import TriPlaneModel
 from pipelines.patch_gan.patch_sampler import PatchSamplerConfig, sample_patches
 from pipelines.engine.options import TrainConfig
@@ -56,7 +57,9 @@ class PatchGanLossConfig:
     pose_conditioning: bool = False
     """Condition the generator's mapping on the camera label (EG3D), swapping in a random camera."""
     pose_swap_probability: float = 0.5
-    """With pose conditioning: probability of conditioning on a random other camera (EG3D: 0.5)."""
+    """With pose conditioning: probability of conditioning on a random other camera once faded in (EG3D: 0.5)."""
+    pose_swap_fade_kimg: float = 1000.0
+    """kimg over which the swap probability fades from 1.0 to pose_swap_probability (EG3D: 1,000; 0: no fade)."""
     camera_conditioned_discriminator: bool = False
     """Condition the discriminator on the 25-float camera label (EG3D)."""
 
@@ -77,6 +80,8 @@ class PatchGanConfig:
     """Cameras the generator is rendered from."""
     losses: PatchGanLossConfig = field(default_factory=PatchGanLossConfig)
     """Losses, regularizers and schedules."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Discriminator augmentation (ADA) of real and fake patches; the patch parameters are left as they are."""
     g_optimizer: AdamConfig = field(default_factory=AdamConfig.epigraf_generator)
     """Generator optimizer."""
     d_optimizer: AdamConfig = field(default_factory=AdamConfig.epigraf_discriminator)
@@ -99,7 +104,8 @@ def gpu_preset() -> PatchGanTrainConfig:
         patch_resolution=64,
         batch=64,
         kimg=25000.0,
-        model=PatchGanConfig(generator=replace(TriPlaneGeneratorConfig(), plane_resolution=256, mapping_layers=2)),
+        # EpiGRAF keeps 512^2 tri-planes at every image resolution (its planes are not tied to the image size).
+        model=PatchGanConfig(generator=replace(TriPlaneGeneratorConfig(), plane_resolution=512, mapping_layers=2)),
     )
 
 
@@ -173,6 +179,8 @@ class PatchGanPipeline(Pipeline):
         self.config = self._resolve_config(config)
         self.device = device
         self.context = context
+        self.kimg = getattr(self, "kimg", 0.0)
+        """kimg before the current minibatch (schedules that are not passed it read it here)."""
         has_labels = bool(getattr(dataset, "has_labels", False))
         self.camera_distribution = CameraDistribution.for_training(
             self.config.cameras, dataset.labels if has_labels else None)
@@ -188,8 +196,11 @@ class PatchGanPipeline(Pipeline):
             torch.manual_seed(config.seed + 1)
             self.D = Discriminator(self.config.discriminator).to(device).train()
         self.renderer = VolumeRenderer(self.config.renderer)
+        self.augment = AdaptiveAugment(self.config.augment, config.batch, context, device)
+        """ADA: augments every discriminator input from ``self.rng``; holds p and its r_t statistics."""
         self.opt_G = self.config.g_optimizer.build(self.G.parameters())
-        self.opt_D = self.config.d_optimizer.build(self.D.parameters())
+        # R1 is added to the main discriminator step's loss (no extra step): no lazy-step compensation.
+        self.opt_D = self.config.d_optimizer.build(self.D.parameters(), separate_regularization_step=False)
         for module in self.modules():
             broadcast_module(module, context)
         # Each phase's forward runs through DistributedDataParallel over the network it trains.
@@ -221,7 +232,9 @@ class PatchGanPipeline(Pipeline):
         if not self.config.losses.pose_conditioning:
             return None
         labels = cameras.to_label()
-        swap = torch.rand(len(cameras), generator=self.camera_rng) < self.config.losses.pose_swap_probability
+        losses = self.config.losses
+        probability = pose_swap_probability(self.kimg, losses.pose_swap_probability, losses.pose_swap_fade_kimg)
+        swap = torch.rand(len(cameras), generator=self.camera_rng) < probability
         others = self.sample_cameras(len(cameras), self.camera_rng).to(self.device).to_label()
         return torch.where(swap.to(self.device)[:, None], others, labels)
 
@@ -252,10 +265,13 @@ class PatchGanPipeline(Pipeline):
         return images.rgb * 2.0 - 1.0
 
     def _discriminate(self, images: Tensor, patch: Patch, labels: Tensor | None, kimg: float) -> Tensor:
+        """D's logits of ``images``: blurred (the fading input blur), then augmented (ADA, when on; patch
+        parameters unchanged, see pipelines.gan.ada), the order of StyleGAN3 / EpiGRAF."""
         losses = self.config.losses
         sigma = blur_sigma(kimg, losses.blur_sigma, losses.blur_fade_kimg)
+        images = self.augment(blur_images(images, sigma), self.rng)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
-            return self.D(blur_images(images, sigma), patch, labels).float()
+            return self.D(images, patch, labels).float()
 
     def _discriminate_fake_and_real(
         self, fake: Tensor, fake_patch: Patch, fake_labels: Tensor | None,
@@ -331,6 +347,8 @@ class PatchGanPipeline(Pipeline):
         )
         loss = discriminator_fake_loss(fake_logits).mean() + discriminator_real_loss(real_logits).mean()
         metrics = {"D/loss": loss.item(), "D/real_logits": real_logits.mean().item()}
+        if self.config.augment.enabled:  # ADA's overfitting statistic r_t (of the augmented reals)
+            metrics["D/real_sign"] = self.augment.accumulate(real_logits)
         if regularize:
             penalty = r1_penalty(real_logits, real)
             loss = loss + r1_loss(penalty, self.config.losses.r1_gamma, self.config.d_optimizer.reg_interval).mean()
@@ -341,7 +359,8 @@ class PatchGanPipeline(Pipeline):
         return metrics
 
     def train_step(self, batch: TrainBatch, progress: Progress) -> dict[str, float]:
-        kimg = progress.kimg
+        kimg = self.kimg = progress.kimg
+        ada_p = self.augment.p  # the strength this minibatch is augmented with
         metrics = self._generator_phase(kimg)
         metrics.update(self._generator_regularization_phase(progress.step, kimg))
         metrics.update(self._discriminator_phase(batch, progress.step, kimg))
@@ -350,6 +369,9 @@ class PatchGanPipeline(Pipeline):
         ema_update(self.G_ema, self.G, beta)
         metrics["schedule/blur_sigma"] = blur_sigma(kimg, losses.blur_sigma, losses.blur_fade_kimg)
         metrics["schedule/density_noise"] = density_noise_std(kimg, losses.density_noise, losses.density_noise_kimg)
+        if self.config.augment.enabled:
+            metrics["schedule/ada_p"] = ada_p
+            self.augment.step(progress.step)
         return metrics
 
     # ----------------------------------------------------------------------------------- outputs
@@ -367,6 +389,7 @@ class PatchGanPipeline(Pipeline):
             "opt_D": self.opt_D.state_dict(),
             "rng": self.rng.get_state(),
             "camera_rng": self.camera_rng.get_state(),
+            "augment": self.augment.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -377,3 +400,5 @@ class PatchGanPipeline(Pipeline):
         self.opt_D.load_state_dict(state["opt_D"])
         self.rng.set_state(state["rng"].cpu() if self.device.type == "cpu" else state["rng"])
         self.camera_rng.set_state(state["camera_rng"].cpu())
+        if "augment" in state:  # checkpoints written before ADA existed start from the configured p
+            self.augment.load_state_dict(state["augment"])

@@ -52,3 +52,11 @@ def test_recorded_results_carry_command_machine_and_versions(tmp_path, monkeypat
     assert entries[0]["command"] == "python benchmarks/train.py --preset official"
     machine = entries[0]["machine"]
     assert machine["torch"] == torch.__version__ and machine["cores"] >= 1 and machine["processor"]
+
+
+def test_ada_benchmark_prints_both_rows_and_the_overhead():
+    out = _run("benchmarks/ada.py", "--steps", "1", "--batch", "2", "--resolution", "32")
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("off", "on,", "overhead"))}
+    assert set(rows) == {"off", "on,", "overhead"}
+    assert float(rows["off"][1]) > 0 and float(rows["on,"][-3]) > 0
+    assert rows["overhead"][1].endswith("%")

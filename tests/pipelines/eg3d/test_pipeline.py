@@ -105,7 +105,7 @@ def test_real_dual_input_is_the_image_and_its_neural_resolution_copy():
 
 def test_pose_swap_frequency_matches_its_probability():
     config = tiny_eg3d_config()
-    config.model.losses = replace(config.model.losses, pose_swap_probability=0.3)
+    config.model.losses = replace(config.model.losses, pose_swap_probability=0.3, pose_swap_fade_kimg=0.0)
     pipeline = Eg3dPipeline(config, CPU, TinyDataset(size=64))
     assert pipeline.config.generator.c_dim == 25 and pipeline.config.discriminator.c_dim == 25
     cameras = pipeline.sample_cameras(4000, torch.Generator().manual_seed(1))
@@ -113,6 +113,21 @@ def test_pose_swap_frequency_matches_its_probability():
     swapped = (labels != cameras.to_label()).any(dim=1).float().mean().item()
     # Binomial(4000, 0.3): std 0.0072, so 0.03 is four standard deviations.
     assert abs(swapped - 0.3) < 0.03
+
+
+def test_pose_swap_fades_in_from_always_swapping():
+    """EG3D swaps every camera at first and fades to its final probability over pose_swap_fade_kimg."""
+    pipeline = Eg3dPipeline(tiny_eg3d_config(), CPU, TinyDataset(size=64))
+    cameras = pipeline.sample_cameras(4000, torch.Generator().manual_seed(1))
+    rates = {}
+    for kimg in (0.0, 500.0, 2000.0):
+        pipeline.kimg = kimg
+        labels = pipeline._generator_label(cameras)
+        rates[kimg] = (labels != cameras.to_label()).any(dim=1).float().mean().item()
+    kept = 63 / 64  # a random other pose of 64 is the same pose 1 time in 64
+    assert abs(rates[0.0] - 1.0 * kept) < 0.02
+    assert abs(rates[500.0] - 0.75 * kept) < 0.03
+    assert abs(rates[2000.0] - 0.5 * kept) < 0.03
 
 
 def test_neural_resolution_blends_from_initial_to_final():

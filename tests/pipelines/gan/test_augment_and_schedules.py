@@ -82,3 +82,12 @@ def test_ema_beta_endpoints_and_rampup():
     assert ema_beta(batch, cur_nimg=0) == 0.0
     assert ema_beta(batch, cur_nimg=10**7, rampup=None) == ema_beta(batch, cur_nimg=10**7)
     assert ema_beta(64, cur_nimg=10**8, ema_kimg=20.0) == pytest.approx(0.5 ** (64 / 20000.0))
+
+
+def test_pose_swap_probability_fades_from_always_to_its_final_value():
+    from pipelines.gan.schedules import pose_swap_probability
+
+    assert pose_swap_probability(0.0, 0.5, 1000.0) == 1.0
+    assert pose_swap_probability(500.0, 0.5, 1000.0) == pytest.approx(0.75)
+    assert pose_swap_probability(1000.0, 0.5, 1000.0) == pose_swap_probability(5000.0, 0.5, 1000.0) == 0.5
+    assert pose_swap_probability(0.0, 0.5, 0.0) == 0.5

@@ -65,7 +65,7 @@ def test_fake_patches_have_patch_resolution_and_range():
 
 def test_pose_conditioning_swaps_with_its_probability():
     config = tiny_train_config()
-    config.model.losses = replace(config.model.losses, pose_conditioning=True, pose_swap_probability=0.3)
+    config.model.losses = replace(config.model.losses, pose_conditioning=True, pose_swap_probability=0.3, pose_swap_fade_kimg=0.0)
     pipeline = PatchGanPipeline(config, torch.device("cpu"), TinyDataset(size=64))
     cameras = pipeline.sample_cameras(4000, torch.Generator().manual_seed(1))
     labels = pipeline._generator_label(cameras)
