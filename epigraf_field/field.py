@@ -194,3 +194,12 @@ class TriPlaneField:
         """Density only (occupancy updates, marching cubes)."""
         raw, inside = self._raw(points)
         return self._activate_density(raw[..., :1], inside)
+
+    def raw_density(self, points: Float[Tensor, "b n 3"]) -> Float[Tensor, "b n 1"]:
+        """The decoder's density output before the shift, activation and box mask, at any point.
+
+        EG3D's density regularization compares these: unlike activated densities, they keep a
+        gradient in empty space (softplus is flat there) and outside the box (planes padded).
+        """
+        raw, _ = self._raw(points)
+        return raw[..., :1]

@@ -1,4 +1,4 @@
-"""The image dataset the trainer reads: EG3D zips/folders, transforms.json scenes or unlabeled images."""
+"""The image dataset the trainer reads: EG3D / EpiGRAF zips/folders, transforms.json scenes or unlabeled images."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class DatasetConfig:
     """Where the training images are and how to read them."""
 
     path: Path | None = None
-    """A zip or folder of images (with dataset.json or transforms.json for cameras)."""
+    """A zip or folder of images, with dataset.json or transforms.json for cameras and classes (pipelines/data/labels.py)."""
     resolution: int = 64
     """Training resolution R: items are R x R images."""
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -47,6 +47,10 @@ class DatasetConfig:
     """Camera label source; 'auto' uses dataset.json, then transforms.json, else the images are unlabeled."""
     camera_scale: float = 1.0
     """Factor on camera positions read from transforms.json, to bring the scene into the box of half-size 0.5."""
+    camera_radius: float = 1.0
+    """Distance of the cameras from the origin for EpiGRAF's camera_angles (its configs: 1 for faces and Megascans)."""
+    camera_fov_degrees: float = 12.0
+    """Field of view of the cameras for EpiGRAF's camera_angles: 12 for its faces (FFHQ, cats), 30 for Megascans."""
     max_images: int | None = None
     """Use only the first N images (sorted by path); None: all."""
     cache: Literal["auto", "always", "never"] = "auto"
@@ -64,6 +68,8 @@ class _Scan:
     names: list[str]
     labels: np.ndarray | None
     images: np.ndarray | None
+    classes: np.ndarray | None = None
+    num_classes: int = 0
 
 
 @dataclass
@@ -145,7 +151,8 @@ def scan_dataset(config: DatasetConfig) -> _Scan:
                    "download or create the zip again (check its size), or unpack it into a folder")
         return _Scan(report, None, [], None, None)
     _report_member_names(source, report)
-    table: LabelTable = read_label_table(source, config.labels, report, config.camera_scale)
+    table: LabelTable = read_label_table(source, config.labels, report, config.camera_scale, config.camera_radius,
+                                         config.camera_fov_degrees)
     image_names = source.image_names()
     present = set(image_names)
     report.num_entries = len(present | table.listed)
@@ -157,6 +164,8 @@ def scan_dataset(config: DatasetConfig) -> _Scan:
             if name not in table.listed:
                 report.add(name, "unlabeled_image", f"image has no label in {table.kind}",
                            f"add a label for it to {table.kind}, or remove the image")
+    if table.has_classes:
+        _report_class_coverage(table, image_names, present, report)
     candidates = [n for n in image_names if not table.has_labels or n in table.labels]
     candidates = [n for n in candidates if n not in report.bad_entries]
     if config.max_images is not None:
@@ -169,7 +178,20 @@ def scan_dataset(config: DatasetConfig) -> _Scan:
                    "point path at a zip or folder of images")
     names, cache = _decode_all(source, candidates, config, keep, report)
     labels = np.stack([table.labels[n] for n in names]).astype(np.float32) if table.has_labels and names else None
-    return _Scan(report, source, names, labels, cache)
+    classes = np.array([table.classes[n] for n in names], dtype=np.int64) if table.has_classes else None
+    return _Scan(report, source, names, labels, cache, classes, table.num_classes)
+
+
+def _report_class_coverage(table: LabelTable, image_names: list[str], present: set[str],
+                           report: ValidationReport) -> None:
+    """Every image needs a class and every class entry an image (files already missing are reported once)."""
+    for name in sorted(table.class_listed - present - table.listed):
+        report.add(name, "missing_file", "given a class in dataset.json but not found in the dataset",
+                   "add the image, or remove its entry from dataset.json")
+    for name in image_names:
+        if name not in table.class_listed:
+            report.add(name, "missing_class", "image has no class index in dataset.json",
+                       "give every image a class index 0..K-1, or remove the image")
 
 
 def validate_dataset(config: DatasetConfig) -> ValidationReport:
@@ -184,6 +206,7 @@ class ImageDataset(Dataset):
     constructor raises :class:`DatasetValidationError` whose message lists every problem.
     Unlabeled datasets return zero labels (``has_labels`` is False; cameras then come from a
     configured camera distribution). With ``xflip`` items ``len/2 ..`` are the mirrored copies.
+    Class-conditional datasets also carry :attr:`class_labels` (``num_classes`` > 0).
     The files are never modified.
     """
 
@@ -214,6 +237,11 @@ class ImageDataset(Dataset):
             mirrored = Cameras.from_label(labels_t).mirror_x().to_label() if self.has_labels else labels_t
             labels_t = torch.cat([labels_t, mirrored])
         self._labels = labels_t.contiguous()
+        self._num_classes = scan.num_classes
+        self._class_labels = None
+        if scan.classes is not None:
+            classes = torch.from_numpy(scan.classes)
+            self._class_labels = torch.cat([classes, classes]) if config.xflip else classes
 
     @property
     def has_labels(self) -> bool:
@@ -227,6 +255,16 @@ class ImageDataset(Dataset):
     def labels(self) -> torch.Tensor:
         """All labels, float [len, 25] (mirrored ones included with xflip)."""
         return self._labels
+
+    @property
+    def class_labels(self) -> torch.Tensor | None:
+        """Class index of every item, int64 [len] (mirrored copies keep their class); None when unconditional."""
+        return self._class_labels
+
+    @property
+    def num_classes(self) -> int:
+        """K: class indices are 0..K-1; 0 for an unconditional dataset."""
+        return self._num_classes
 
     def raw_image(self, raw_index: int) -> np.ndarray:
         """uint8 [3, R, R] of an image before flipping."""

@@ -16,6 +16,7 @@ larger photos are resized offline once instead of on every load.
 """
 SMALL_SIZE_DIVISOR = 4
 """Images with a side under resolution / SMALL_SIZE_DIVISOR are used but reported as warnings (heavy upscaling)."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SIXTEEN_BIT_GRAY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
@@ -31,6 +32,22 @@ def open_image(data: bytes) -> Image.Image:
     """Reads an image's header only (size and mode); the pixels are decoded by :func:`decode`."""
     try:
         return Image.open(io.BytesIO(data))
+    except Exception as error:  # noqa: BLE001 - PIL raises many types for bad files
+        raise _corrupt(error) from error
+
+
+def verify_checksums(data: bytes) -> None:
+    """Raises :class:`ImageProblem` for a PNG whose chunk checksums do not match its bytes.
+
+    Pillow skips the CRC of image data (IDAT) when decoding and stops once it has every pixel, so a
+    flipped byte in a well-compressed PNG can decode, without an error, to other pixels. Other
+    formats carry no checksum to check.
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        return
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
     except Exception as error:  # noqa: BLE001 - PIL raises many types for bad files
         raise _corrupt(error) from error
 
@@ -121,6 +138,7 @@ def load_image_checked(data: bytes, resolution: int, background: tuple[float, fl
     """
     image = open_image(data)
     warning = check_size(image, resolution, resize)
+    verify_checksums(data)
     return to_rgb_uint8(decode(image), resolution, background), warning
 
 

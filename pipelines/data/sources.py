@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+LABEL_FILES = ("dataset.json", "transforms.json")
+"""Label files at a dataset root, in the order labels='auto' looks for them."""
 # Folders that archivers add and that never hold dataset images.
 _IGNORED_PARTS = ("__MACOSX",)
 
@@ -40,6 +43,27 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not any(p in name.split("/") for p in _IGNORED_PARTS)
 
 
+def wrapping_folder(names: list[str]) -> str:
+    """The one folder (``'plants_256/'``) that holds every file and the label file, else ``''``.
+
+    EpiGRAF zips its datasets with the folder inside (``plants_256.zip`` holds ``plants_256/dataset.json``,
+    ``plants_256/...``) and strips it from the names in dataset.json; such a folder is the dataset root.
+    Example: ``wrapping_folder(["d/dataset.json", "d/a.png"])`` is ``'d/'``; ``wrapping_folder(["a.png"])`` is ``''``.
+    """
+    kept = [n for n in names if not any(p in n.split("/") for p in _IGNORED_PARTS)]
+    if not kept or any(n in LABEL_FILES for n in kept) or any("/" not in n for n in kept):
+        return ""
+    tops = {n.split("/", 1)[0] for n in kept}
+    if len(tops) != 1:
+        return ""
+    folder = tops.pop() + "/"
+    return folder if any(folder + label in kept for label in LABEL_FILES) else ""
+
+
+_ZIP_ERRORS = (NotImplementedError, UnicodeDecodeError)
+"""What zipfile raises, besides BadZipFile, for a damaged version, compression method or UTF-8 file name."""
+
+
 class DatasetSource:
     """Lists and reads the files of a dataset; a zip is reopened in each process that reads it.
 
@@ -57,6 +81,8 @@ class DatasetSource:
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid: int | None = None
         self._member_names: dict[str, str] = {}
+        self.root_folder = ""
+        """The wrapping folder read as the dataset root (see :func:`wrapping_folder`), '' when there is none."""
         self.clashes: list[MemberClash] = []
         """Zip members merged under one name: a dataset problem, since only one of them can be read."""
         self.escaping_members: list[str] = []
@@ -67,7 +93,10 @@ class DatasetSource:
     def _open_zip(self) -> zipfile.ZipFile:
         if self._zip is None or self._zip_pid != os.getpid():
             # Raises zipfile.BadZipFile for truncated or non-zip files; callers report it.
-            self._zip = zipfile.ZipFile(self.path)
+            try:
+                self._zip = zipfile.ZipFile(self.path)
+            except _ZIP_ERRORS as error:  # a damaged directory entry: a version or a name zipfile cannot read
+                raise zipfile.BadZipFile(f"damaged zip directory ({type(error).__name__}: {error})") from error
             self._zip_pid = os.getpid()
         return self._zip
 
@@ -78,7 +107,8 @@ class DatasetSource:
         for root, _dirs, files in os.walk(self.path):
             for file_name in files:
                 names.append(normalize_name(os.path.relpath(os.path.join(root, file_name), self.path)))
-        return sorted(names)
+        self.root_folder = wrapping_folder(names)
+        return sorted(n[len(self.root_folder):] for n in names if n.startswith(self.root_folder))
 
     def _list_zip_members(self) -> list[str]:
         by_name: dict[str, list[tuple[int, str]]] = {}
@@ -89,6 +119,9 @@ class DatasetSource:
                 self.escaping_members.append(member.filename)
                 continue
             by_name.setdefault(normalize_name(member.filename), []).append((index, member.filename))
+        self.root_folder = wrapping_folder(list(by_name))
+        cut = len(self.root_folder)
+        by_name = {name[cut:]: members for name, members in by_name.items() if name.startswith(self.root_folder)}
         self._member_names = {name: members[-1][1] for name, members in by_name.items()}
         self.clashes = [MemberClash(name, tuple(f"{raw!r} (zip entry {i})" for i, raw in members))
                         for name, members in sorted(by_name.items()) if len(members) > 1]
@@ -108,8 +141,11 @@ class DatasetSource:
     def read(self, name: str) -> bytes:
         """The bytes of one file (raises KeyError/OSError/zipfile.BadZipFile when it cannot be read)."""
         if self.is_zip:
-            return self._open_zip().read(self._member_names[name])
-        return (self.path / name).read_bytes()
+            try:
+                return self._open_zip().read(self._member_names[name])
+            except (zlib.error, *_ZIP_ERRORS) as error:  # zipfile passes these on as they are
+                raise zipfile.BadZipFile(f"{name}: damaged compressed data or compression method ({error})") from error
+        return (self.path / (self.root_folder + name)).read_bytes()
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

@@ -40,8 +40,9 @@ class Eg3dLossConfig(PatchGanLossConfig):
     camera_conditioned_discriminator: bool = True
     """Condition the discriminator on the 25-float camera label (EG3D)."""
     density_reg: float = 0.25
-    """Weight of the density regularization: L1 between densities at random points and at points moved by
-    N(0, density_reg_distance^2) (EG3D's 'l1' density_reg). It runs every g_optimizer.reg_interval minibatches."""
+    """Weight of the density regularization: L1 between raw densities at random points in twice the box and at
+    points moved by N(0, density_reg_distance^2) (EG3D's 'l1' density_reg). It runs every
+    g_optimizer.reg_interval minibatches."""
     density_reg_distance: float = 0.004
     """Std of the perturbation of the density regularization, in world units (EG3D: 0.004 in a box of side 1)."""
     density_reg_points: int = 1000
@@ -229,9 +230,13 @@ class Eg3dPipeline(PatchGanPipeline):
         """The discriminator's fake input [b, 6, R, R]: dual image of the super-resolved and the raw render."""
         return dual_image(*self.render_views_from_ws(generator, ws, cameras, kimg))
 
-    def _real_inputs(self, images: Tensor, patch: Patch, kimg: float) -> Tensor:
-        """Real images with their own 'raw' half: resized to the neural resolution and back (EG3D)."""
-        return dual_image(images, resize_images(images, self.neural_resolution(kimg)))
+    def _real_parts(self, images: Tensor, patch: Patch, kimg: float) -> tuple[Tensor, Tensor]:
+        """Real images and their own 'raw' image at the neural resolution (EG3D): R1 differentiates against both."""
+        return images, resize_images(images, self.neural_resolution(kimg))
+
+    def _assemble_real(self, parts: tuple[Tensor, ...]) -> Tensor:
+        """The dual image: the raw half is upsampled inside the graph, so R1 sees the low-resolution gradient."""
+        return dual_image(*parts)
 
     def _generator_regularization_phase(self, step: int, kimg: float) -> dict[str, float]:
         """EG3D's density regularization: L1 between densities at random points and slightly moved ones."""
@@ -256,12 +261,12 @@ class Eg3dPipeline(PatchGanPipeline):
             ws = self.G.mapping(z, self._generator_label(cameras))
             planes = self.G.synthesis(ws, noise_mode="random", rng=self.rng)
         field_ = self.G.field(planes.float())
-        half = self.config.generator.box_half_size
-        points = (torch.rand(b, n, 3, generator=self.rng, device=self.device) * 2.0 - 1.0) * half
+        # EG3D: points uniform in twice the box ([-1, 1]^3 for its box of side 1) and their neighbours, compared
+        # on raw densities: empty space and the box's surroundings keep a gradient, so floaters are smoothed away.
+        reach = 2.0 * self.config.generator.box_half_size
+        points = (torch.rand(b, n, 3, generator=self.rng, device=self.device) * 2.0 - 1.0) * reach
         moved = points + torch.randn(b, n, 3, generator=self.rng, device=self.device) * losses.density_reg_distance
-        # Points pushed out of the box would read density 0 by the field's convention, not a neighbour's.
-        moved = moved.clamp(-half, half)
-        density = field_.density(torch.cat([points, moved], dim=1))
+        density = field_.raw_density(torch.cat([points, moved], dim=1))
         return (density[:, :n] - density[:, n:]).abs().mean()
 
     def train_step(self, batch: TrainBatch, progress: Progress) -> dict[str, float]:

@@ -52,6 +52,10 @@ def write_config(config: TrainConfig, run_dir: Path) -> None:
     (run_dir / CONFIG_FILE).write_text(json.dumps(config_to_dict(config), indent=2))
 
 
+OPTIONS_ADDED_LATER = {"mirror": False}
+"""Options newer than some runs' config.json, with the value those runs trained with (not today's default)."""
+
+
 def read_config(run_dir: Path, config_type: type | None = None) -> TrainConfig:
     """The run's resolved config.json, as its own pipeline's config type (``config_type`` forces one)."""
     path = Path(run_dir) / CONFIG_FILE
@@ -61,6 +65,8 @@ def read_config(run_dir: Path, config_type: type | None = None) -> TrainConfig:
         data = json.loads(path.read_text())
         if config_type is None:
             config_type = type(get_pipeline_spec(str(data.get("pipeline", "patch-gan"))).preset("cpu")())
+        for option, before in OPTIONS_ADDED_LATER.items():  # a run keeps training the way it started
+            data.setdefault(option, before)
         return config_from_dict(config_type, data)
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, ValueError) as error:
         raise ValueError(f"{path} cannot be read as the run's config ({error}); restore it from a backup") from error
@@ -82,7 +88,8 @@ def build_dataset(config: TrainConfig, context: DistributedContext):
             dist.broadcast_object_list(shared, src=0)
             path = shared[0]
     try:
-        return ImageDataset(DatasetConfig(path=Path(path), resolution=config.resolution, skip_bad=config.skip_bad))
+        dataset = ImageDataset(DatasetConfig(path=Path(path), resolution=config.resolution, skip_bad=config.skip_bad,
+                                             xflip=config.mirror))
     except DatasetValidationError as error:
         report = error.report
         usable = report.num_entries - len(report.bad_entries)
@@ -91,6 +98,12 @@ def build_dataset(config: TrainConfig, context: DistributedContext):
             "entries is written into the run folder)."
         )
         raise DatasetValidationError(report, hint) from None
+    if context.is_main:  # e.g. "dataset: 2048 images, x-flip mirroring on: 4096 training items"
+        classes = f" in {dataset.num_classes} classes" if dataset.num_classes else ""
+        mirroring = "on" if config.mirror else "off (--no-mirror)"
+        print(f"dataset: {len(dataset.names)} images{classes}, x-flip mirroring {mirroring}: {len(dataset)} "
+              "training items", flush=True)
+    return dataset
 
 
 def check_dataset_cameras(config: TrainConfig, dataset) -> None:

@@ -42,6 +42,8 @@ class TrainConfig:
     """Defaults to start from: paper-like for GPUs, or small and fast for CPUs; auto picks by the device."""
     skip_bad: bool = False
     """Train on the valid part of a dataset that has bad entries (the list is written into the run folder)."""
+    mirror: bool = True
+    """x-flip mirroring (--mirror / --no-mirror): every image is also used flipped left-right with its camera mirrored (yaw -> -yaw), doubling the dataset, as EpiGRAF does by default. Turn it off for asymmetric subjects (text, one-sided objects)."""
     mixed_precision: bool = False
     """Run forward passes in bfloat16 autocast on CUDA (ignored on CPU)."""
     viewer: bool = False

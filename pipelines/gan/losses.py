@@ -27,20 +27,21 @@ def discriminator_fake_loss(fake_logits: Tensor) -> Tensor:
     return F.softplus(fake_logits)
 
 
-def r1_penalty(real_logits: Tensor, real_images: Tensor) -> Tensor:
+def r1_penalty(real_logits: Tensor, *real_inputs: Tensor) -> Tensor:
     """R1 penalty ``||d D(x) / d x||^2`` per item (Mescheder et al. 2018, Eq. 9), shape [b].
 
-    ``real_images`` must require grad and be the tensor ``real_logits`` was computed from. The
+    ``real_inputs`` must require grad and be what ``real_logits`` were computed from; with several
+    (EG3D's image and its low-resolution raw image) the squared gradients of all are summed. The
     graph is kept (``create_graph``) so the penalty itself can be back-propagated to D's weights.
     Scale by ``gamma / 2`` (see :func:`r1_loss`).
     """
-    if not real_images.requires_grad:
+    if not real_inputs or not all(x.requires_grad for x in real_inputs):
         raise ValueError(
             "r1_penalty: real_images does not require grad; call real_images.requires_grad_(True) "
             "before running the discriminator on it"
         )
-    (grads,) = torch.autograd.grad(outputs=real_logits.sum(), inputs=real_images, create_graph=True)
-    return grads.square().flatten(1).sum(dim=1)
+    grads = torch.autograd.grad(outputs=real_logits.sum(), inputs=real_inputs, create_graph=True)
+    return sum(g.square().flatten(1).sum(dim=1) for g in grads)
 
 
 def r1_loss(penalty: Tensor, gamma: float, interval: int = 1) -> Tensor:

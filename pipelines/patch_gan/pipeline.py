@@ -281,8 +281,16 @@ class PatchGanPipeline(Pipeline):
         return self._discriminate(fake, fake_patch, fake_labels, kimg), self._discriminate(real, real_patch, real_labels, kimg)
 
     def _real_inputs(self, images: Tensor, patch: Patch, kimg: float) -> Tensor:
-        """What the discriminator sees of real images [b, 3, R, R]: here the patches, cut at r x r."""
-        return crop_patches(images, patch, self.train_config.patch_resolution)
+        """What the discriminator sees of real images [b, 3, R, R]."""
+        return self._assemble_real(self._real_parts(images, patch, kimg))
+
+    def _real_parts(self, images: Tensor, patch: Patch, kimg: float) -> tuple[Tensor, ...]:
+        """The tensors R1 differentiates against: here the real patches, cut at r x r."""
+        return (crop_patches(images, patch, self.train_config.patch_resolution),)
+
+    def _assemble_real(self, parts: tuple[Tensor, ...]) -> Tensor:
+        """The discriminator's real input made of :meth:`_real_parts` (parameter-free, differentiable)."""
+        return parts[0]
 
     def _sample_fake_inputs(self, kimg: float) -> tuple[Tensor, Cameras, Patch]:
         b = self.batch_size
@@ -337,9 +345,10 @@ class PatchGanPipeline(Pipeline):
         with torch.no_grad():
             fake = self.render_patches(self.G, z, cameras, patch, kimg)
         real_patch = self._sample_patch(kimg)
-        real = self._real_inputs(batch.images, real_patch, kimg)
         regularize = is_regularization_step(step, self.config.d_optimizer.reg_interval) and self.config.losses.r1_gamma > 0
-        real = real.detach().requires_grad_(regularize)
+        real_parts = tuple(p.detach().requires_grad_(regularize)
+                           for p in self._real_parts(batch.images, real_patch, kimg))
+        real = self._assemble_real(real_parts)
         fake_logits, real_logits = self.D_phase(
             self._discriminate_fake_and_real,
             fake, patch, self._discriminator_label(cameras.to_label()),
@@ -350,7 +359,7 @@ class PatchGanPipeline(Pipeline):
         if self.config.augment.enabled:  # ADA's overfitting statistic r_t (of the augmented reals)
             metrics["D/real_sign"] = self.augment.accumulate(real_logits)
         if regularize:
-            penalty = r1_penalty(real_logits, real)
+            penalty = r1_penalty(real_logits, *real_parts)
             loss = loss + r1_loss(penalty, self.config.losses.r1_gamma, self.config.d_optimizer.reg_interval).mean()
             metrics["D/r1_penalty"] = penalty.mean().item()
         self.opt_D.zero_grad(set_to_none=True)

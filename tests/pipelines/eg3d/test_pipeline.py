@@ -70,6 +70,49 @@ def test_density_regularization_alone_moves_only_the_tri_plane_generator():
     assert pipeline._generator_regularization_phase(step=1, kimg=0.0) == {}
 
 
+def test_density_regularization_compares_raw_densities_in_twice_the_box(monkeypatch):
+    """EG3D's L1 acts on raw densities at points in [-2h, 2h]^3: empty space still gets a gradient."""
+    from epigraf_field.field import TriPlaneField
+
+    pipeline, config = _pipeline()
+    triplane = pipeline.G.triplane
+    triplane.config = replace(triplane.config, density_shift=-60.0)  # every activated density ~0: softplus is flat
+    seen = []
+    original = TriPlaneField.raw_density
+    monkeypatch.setattr(TriPlaneField, "raw_density", lambda self, p: (seen.append((self, p.detach())), original(self, p))[1])
+    loss = pipeline._density_regularization_loss()
+    field, points = seen[0]
+    half = config.model.generator.box_half_size
+    assert points.abs().max() > 1.5 * half and points.abs().max() <= 2.0 * half + 0.05  # beyond the box
+    assert field.density(points).max() < 1e-20  # activated densities carry nothing here
+    assert loss.item() > 0
+    (grad,) = torch.autograd.grad(loss, next(triplane.decoder.parameters()))
+    assert grad.abs().sum() > 0
+
+
+def test_r1_differentiates_against_the_image_and_the_low_resolution_raw_image(monkeypatch):
+    """EG3D's R1 with dual discrimination: squared gradients w.r.t. the full image and the raw image at r."""
+    import pipelines.patch_gan.pipeline as patch_gan_module
+    from pipelines.gan.losses import r1_penalty
+
+    pipeline, config = _pipeline()
+    images = TinyDataset().images[: config.batch]
+    patch = pipeline._sample_patch(0.0)
+    parts = tuple(p.detach().requires_grad_(True) for p in pipeline._real_parts(images, patch, 0.0))
+    assert parts[1].shape[-1] == config.patch_resolution  # the raw image at the neural resolution
+    labels = pipeline._discriminator_label(TinyDataset().labels[: config.batch])
+    logits = pipeline._discriminate(pipeline._assemble_real(parts), patch, labels, 0.0)
+    grad_image, grad_raw = torch.autograd.grad(logits.sum(), parts, retain_graph=True)
+    expected = grad_image.square().flatten(1).sum(1) + grad_raw.square().flatten(1).sum(1)
+    torch.testing.assert_close(r1_penalty(logits, *parts), expected)
+    assert grad_raw.abs().sum() > 0
+    seen = []
+    original = patch_gan_module.r1_penalty
+    monkeypatch.setattr(patch_gan_module, "r1_penalty", lambda logits, *xs: (seen.append(xs), original(logits, *xs))[1])
+    metrics = pipeline._discriminator_phase(_stream(config).batch(0, CPU), step=0, kimg=0.0)
+    assert "D/r1_penalty" in metrics and [x.shape[-1] for x in seen[0]] == [config.resolution, config.patch_resolution]
+
+
 def test_dual_discrimination_input_has_six_channels_and_both_halves_get_gradients():
     pipeline, config = _pipeline()
     z, cameras, patch = pipeline._sample_fake_inputs(0.0)

@@ -59,3 +59,19 @@ def test_paths_and_sequences_compare_by_meaning(tmp_path, monkeypatch):
     assert same_value(Path("data"), tmp_path / "data")
     assert same_value((8, 4), [8, 4]) and same_value(16, 16.0)
     assert not same_value(Path("data"), None) and not same_value((8, 4), (4, 8))
+
+
+def test_a_run_from_before_mirroring_resumes_without_it(tmp_path):
+    import json
+
+    from pipelines.engine.launch import CONFIG_FILE, read_config
+    from tests.pipelines.tiny import tiny_train_config
+    from epigraf_field.config_io import config_to_dict
+
+    data = config_to_dict(tiny_train_config())
+    del data["mirror"]
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(data))
+    assert read_config(tmp_path).mirror is False
+    data["mirror"] = True
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(data))
+    assert read_config(tmp_path).mirror is True

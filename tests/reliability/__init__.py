@@ -1,0 +1,1 @@
+"""Seeded fuzzing of the commands with damaged datasets, checkpoints and bundles."""
