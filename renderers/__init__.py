@@ -7,7 +7,13 @@ from renderers.occupancy import OccupancyGrid, occupancy_samples, traverse_occup
 from renderers.patches import Patch, crop_patches, pixel_centers
 from renderers.rays import RayBundle, generate_rays, intersect_box
 from renderers.samplers import RaySamples, importance_samples, sample_points, stratified_samples
-from renderers.volume_renderer import RenderedImages, RenderOutput, VolumeRenderer, VolumeRendererConfig
+from renderers.volume_renderer import (
+    RenderedImages,
+    RenderOutput,
+    VolumeRenderer,
+    VolumeRendererConfig,
+    backdrop_distances,
+)
 
 __all__ = [
     "Cameras",
@@ -23,6 +29,7 @@ __all__ = [
     "RenderedImages",
     "VolumeRenderer",
     "VolumeRendererConfig",
+    "backdrop_distances",
     "composite",
     "crop_patches",
     "generate_rays",

@@ -9,7 +9,12 @@ from jaxtyping import Float
 from nerfacc import accumulate_along_rays, render_weight_from_density
 from torch import Tensor
 
-BACKGROUNDS = ("white", "black", "random")
+BACKDROP = "last_sample"
+"""Background name for EpiGRAF's learned backdrop: the last sample of every ray is opaque."""
+COLOR_BACKGROUNDS = ("white", "black", "random")
+"""Background names that stand for a colour per ray (see :func:`resolve_background`)."""
+BACKGROUNDS = (*COLOR_BACKGROUNDS, BACKDROP)
+"""Background names :func:`composite` accepts (besides a fixed (r, g, b) colour)."""
 
 
 @dataclass
@@ -17,11 +22,11 @@ class Composite:
     """Per-ray results of compositing ``s`` samples."""
 
     rgb: Float[Tensor, "b r 3"]
-    """Colour with the background composited over ``1 - opacity``."""
+    """Colour with the background composited over ``1 - opacity`` (nothing added with the backdrop)."""
     depth: Float[Tensor, "b r 1"]
     """Expected distance of the visible surface, normalized by opacity (see :func:`composite`)."""
     opacity: Float[Tensor, "b r 1"]
-    """Accumulated opacity (sum of weights)."""
+    """Accumulated opacity (sum of weights); 1 on every ray with the backdrop ('last_sample')."""
     weights: Float[Tensor, "b r s"]
     """Rendering weights ``T_i * alpha_i``."""
     features: Float[Tensor, "b r f"] | None = None
@@ -39,6 +44,11 @@ def resolve_background(
     or a fixed (r, g, b) colour in [0, 1] given as a tuple or a tensor of 3 numbers."""
     b, r = shape
     if isinstance(background, str):
+        if background == BACKDROP:
+            raise ValueError(
+                f"background={BACKDROP!r} has no colour: the last sample of each ray is the backdrop; "
+                "composite() handles it, resolve_background() only resolves colours"
+            )
         if background == "white":
             return torch.ones(b, r, 3, device=device, dtype=dtype)
         if background == "black":
@@ -75,6 +85,13 @@ def composite(
     nerfacc's batched (not packed) functions, which run on any device. Zero-length intervals
     (padding) get zero weight.
 
+    ``background='last_sample'`` is EpiGRAF's backdrop (its last delta is 1e10): the last sample
+    along the sample axis (padding must come before it) gets an infinite interval, i.e.
+    ``alpha = 1`` whatever its density or length, so it takes all the remaining transmittance,
+    ``w_last = T_last``, every ray has opacity 1 and no background colour is added. Its colour (and
+    features) are the backdrop, and gradients reach them through ``w_last``. The backdrop's distance
+    counts in the depth like any sample's.
+
     Depth is EG3D's: ``sum_i w_i t_i / sum_i w_i`` with ``t_i`` the evaluation points, i.e. the
     expected depth of the visible surface *normalized by opacity*, clamped to the sampled range;
     rays with (almost) no opacity get ``empty_depth`` (the far plane, when given) instead of 0/0.
@@ -86,6 +103,9 @@ def composite(
         (tensor([[[0.5000, 0.5000, 0.5000]]]), tensor([[[1.]]]), tensor([[[0.5000]]]))
     """
     b, r, s = densities.shape
+    backdrop = isinstance(background, str) and background == BACKDROP
+    if backdrop and s == 0:
+        raise ValueError(f"background={BACKDROP!r} needs at least one sample per ray (the backdrop), got 0 samples")
     if s == 0:
         weights = densities.new_zeros(b, r, 0)
         opacity = densities.new_zeros(b, r, 1)
@@ -94,7 +114,10 @@ def composite(
         bg = resolve_background(background, (b, r), densities.device, densities.dtype, rng)
         return Composite(bg, depth, opacity, weights, out_features)
     flat = lambda x: x.reshape(b * r, s)  # noqa: E731
-    weights, _, _ = render_weight_from_density(flat(t_starts), flat(t_ends), flat(densities))
+    weights, transmittance, _ = render_weight_from_density(flat(t_starts), flat(t_ends), flat(densities))
+    if backdrop:
+        # An infinite last interval: alpha 1, so the last sample keeps whatever light is left.
+        weights = torch.cat([weights[:, :-1], transmittance[:, -1:]], dim=-1)
     opacity = accumulate_along_rays(weights, None)
     color = accumulate_along_rays(weights, rgb.reshape(b * r, s, 3))
     t_points = (t_starts + t_ends) * 0.5 if t_points is None else t_points
@@ -105,8 +128,10 @@ def composite(
     depth = torch.minimum(torch.maximum(depth_sum / opacity.clamp_min(1e-10), lowest), highest)
     fallback = highest if empty_depth is None else empty_depth.reshape(b * r, 1)
     depth = torch.where(opacity > 1e-6, depth, fallback)
-    bg = resolve_background(background, (b, r), densities.device, densities.dtype, rng)
-    rgb_out = color.reshape(b, r, 3) + (1.0 - opacity.reshape(b, r, 1)) * bg
+    rgb_out = color.reshape(b, r, 3)
+    if not backdrop:
+        bg = resolve_background(background, (b, r), densities.device, densities.dtype, rng)
+        rgb_out = rgb_out + (1.0 - opacity.reshape(b, r, 1)) * bg
     out_features = None
     if features is not None:
         out_features = accumulate_along_rays(weights, features.reshape(b * r, s, -1)).reshape(b, r, -1)

@@ -10,7 +10,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from renderers.cameras import Cameras
-from renderers.compositing import BACKGROUNDS, Composite, composite
+from renderers.compositing import BACKDROP, BACKGROUNDS, Composite, composite
 from renderers.field import check_field
 from renderers.occupancy import OccupancyGrid, default_step_size, occupancy_samples
 from renderers.patches import Patch
@@ -20,7 +20,7 @@ from renderers.samplers import RaySamples, importance_samples, merge_samples, sa
 SAMPLERS = ("stratified", "importance", "occupancy")
 TRAVERSAL_BACKENDS = ("auto", "torch", "nerfacc")
 SamplerName = Literal["stratified", "importance", "occupancy"]
-BackgroundName = Literal["white", "black", "random", "color"]
+BackgroundName = Literal["white", "black", "random", "color", "last_sample"]
 TraversalBackend = Literal["auto", "torch", "nerfacc"]
 
 
@@ -48,7 +48,10 @@ class VolumeRendererConfig:
     traversal_backend: TraversalBackend = "auto"
     """Grid traversal: 'auto' (nerfacc's CUDA kernel for CUDA tensors when it loads, else torch), 'torch', 'nerfacc'."""
     background: BackgroundName = "white"
-    """'white', 'black', 'random' (a random colour per ray, drawn from ``rng``) or 'color' (background_color)."""
+    """'white' (360-degree objects: Megascans, ShapeNet), 'black' (EG3D's FFHQ), 'random' (a random colour per
+    ray, drawn from ``rng``), 'color' (background_color) or 'last_sample' (EpiGRAF's learned backdrop: one more
+    sample per ray at its far end is opaque, so every ray has opacity 1 and what the object leaves uncovered
+    shows the field's own colour there; its depth is the far distance)."""
     background_color: tuple[float, float, float] = (1.0, 1.0, 1.0)
     """The fixed (r, g, b) background in [0, 1] used when background is 'color'."""
     chunk_size: int = 32768
@@ -90,7 +93,8 @@ class VolumeRendererConfig:
 class RenderOutput(Composite):
     """Per-ray render results for ``b`` scenes of ``r`` rays: the composite (rgb, depth, opacity,
     weights, features; padding samples have zero weight, rays that hit nothing the far plane as
-    depth) and the samples it was made from."""
+    depth) and the samples it was made from. With background 'last_sample' the samples end with
+    each ray's backdrop sample (a zero-length interval at the far end, holding the weight left over)."""
 
     samples: RaySamples
     """The samples the weights belong to."""
@@ -183,7 +187,8 @@ class VolumeRenderer:
         ``rng`` switches on training randomness (jittered samples, grid probes and the
         'random' background); without it a render is deterministic. With the 'occupancy' sampler and
         no ``occupancy`` grid, a grid is built from the field first (what a training step does).
-        Differentiable with respect to the field's outputs.
+        With background 'last_sample' the field is also queried once per ray at its far end (see
+        :func:`backdrop_distances`). Differentiable with respect to the field's outputs.
         """
         check_field(field)
         if not isinstance(rays, RayBundle):
@@ -229,6 +234,8 @@ class VolumeRenderer:
                 fine = _evaluate(field, rays, RaySamples(t_fine, t_fine, t_points=t_fine))
                 samples, order = merge_samples(samples, t_fine)
                 values = _merge_values(values, fine, order)
+        if cfg.background == BACKDROP:
+            samples, values = _append_backdrop(field, rays, samples, values)
         out = composite(
             samples.t_starts, samples.t_ends, values.density, values.rgb,
             background=self.background, t_points=samples.t_points, features=values.features,
@@ -238,6 +245,50 @@ class VolumeRenderer:
             rgb=out.rgb, depth=out.depth, opacity=out.opacity, weights=out.weights, features=out.features,
             samples=samples, num_field_evaluations=values.count,
         )
+
+
+def backdrop_distances(rays: RayBundle) -> Float[Tensor, "b r 1"]:
+    """Where the renderer samples each ray's backdrop (background 'last_sample'): the far end of the ray.
+
+    That is the far plane, or the exit of the scene box for box-bounded rays. A ray without length
+    (``near == far``: it missed the box) has no far end in the scene; it takes the point of its line
+    closest to the box centre (the origin), or its far end when that point lies behind it, so every
+    pixel shows some colour of the field and the picture has no holes.
+
+    Example:
+        >>> origins = torch.tensor([[[0.0, 0.0, 2.0], [0.0, 0.6, 2.0]]])
+        >>> directions = torch.tensor([0.0, 0.0, -1.0]).expand(1, 2, 3)
+        >>> near, far = torch.tensor([[[1.0], [1.0]]]), torch.tensor([[[3.0], [1.0]]])
+        >>> backdrop_distances(RayBundle(origins, directions, near, far))[..., 0]
+        tensor([[3., 2.]])
+    """
+    closest = -(rays.origins * rays.directions).sum(dim=-1, keepdim=True)
+    return torch.where(rays.far > rays.near, rays.far, torch.maximum(rays.far, closest))
+
+
+def _append_backdrop(
+    field: object, rays: RayBundle, samples: RaySamples, values: _FieldSamples
+) -> tuple[RaySamples, _FieldSamples]:
+    """Samples and values with one more sample per ray, the backdrop, after all others (padding
+    included). It is evaluated separately, not chosen among the samples: an occupancy march ends in
+    the last occupied cell (or has no samples at all), which is not the far end of the ray. Its
+    interval has zero length; compositing with 'last_sample' makes it opaque whatever its length."""
+    t_back = backdrop_distances(rays)
+    back = _evaluate(field, rays, RaySamples(t_back, t_back, t_points=t_back))
+    cat = lambda front, last: torch.cat([front, last], dim=2)  # noqa: E731
+    mask = None if samples.mask is None else cat(samples.mask, torch.ones_like(t_back, dtype=torch.bool))
+    merged = RaySamples(cat(samples.t_starts, t_back), cat(samples.t_ends, t_back),
+                        t_points=cat(samples.positions, t_back), mask=mask)
+    features = None
+    if back.features is not None:
+        # A march that found no sample in any scene returns no features; its slots are padding.
+        front = values.features
+        if front is None:
+            front = back.features.new_zeros(*values.density.shape, back.features.shape[-1])
+        features = cat(front, back.features)
+    return merged, _FieldSamples(
+        cat(values.density, back.density), cat(values.rgb, back.rgb), features, values.count + back.count
+    )
 
 
 def _evaluate(field: object, rays: RayBundle, samples: RaySamples) -> _FieldSamples:

@@ -35,7 +35,9 @@ class ViewSettings:
     output: Output = "rgb"
     """What the frame shows: colour, depth or opacity."""
     background: tuple[int, int, int] = (255, 255, 255)
-    """Background colour (0-255 per channel)."""
+    """Background colour (0-255 per channel). A generator rendered with a learned backdrop (renderer
+    background 'last_sample') keeps it: every pixel is then opaque (the depth view shows the backdrop
+    at the far distance) and this colour is not used."""
 
     def __post_init__(self) -> None:
         if self.sampler not in VIEW_SAMPLERS:
@@ -70,7 +72,10 @@ class ViewSettings:
         return (self.seed, self.seed_b if mix > 0 else -1, mix, round(self.truncation_psi, 6))
 
     def renderer_config(self, base: VolumeRendererConfig) -> VolumeRendererConfig:
-        """The generator's renderer config with this view's sampler, samples and background."""
+        """The generator's renderer config with this view's sampler, samples and background.
+
+        A learned backdrop ('last_sample') is part of what the generator draws, so it is kept; any
+        other background becomes this view's colour."""
         samples = self.samples_per_ray
         if self.sampler == "importance":
             coarse, fine = max(1, samples // 2), samples - max(1, samples // 2)
@@ -82,6 +87,6 @@ class ViewSettings:
             num_coarse=coarse,
             num_fine=fine,
             march_steps=samples,
-            background="color",
+            background="last_sample" if base.background == "last_sample" else "color",
             background_color=tuple(c / 255.0 for c in self.background),
         )
