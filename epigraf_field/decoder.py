@@ -2,7 +2,9 @@
 
 Weight layout (the only one that is ever saved): ``layers.{i}.weight`` [out, in] and, for the first
 and the last layer only, ``layers.{i}.bias`` [out]. Weights are equalized-lr parameters (run-time
-gain ``1 / sqrt(in)``, StyleGAN2), hidden activations are leaky ReLUs followed by the gain sqrt(2).
+gain ``1 / sqrt(in)``, StyleGAN2). Hidden activations are leaky ReLUs followed by the gain sqrt(2)
+(EpiGRAF, the default) or softplus without a gain (EG3D's OSGDecoder: ``FC, Softplus, FC``); softplus
+decoders run on the torch backend only.
 
 Why only the first and last biases: tiny-cuda-nn networks have no biases. The first layer's bias
 becomes the weight of an extra constant-1 input column, the last layer's bias is added in torch
@@ -30,6 +32,8 @@ from torch import Tensor, nn
 
 Backend = Literal["auto", "torch", "tcnn"]
 BACKENDS = ("auto", "torch", "tcnn")
+Activation = Literal["leaky_relu", "softplus"]
+ACTIVATIONS = ("leaky_relu", "softplus")
 TCNN_LEAKY_SLOPE = 0.01
 ACTIVATION_GAIN = math.sqrt(2.0)
 FULLY_FUSED_WIDTHS = (16, 32, 64, 128)
@@ -53,8 +57,21 @@ def tcnn_available() -> bool:
     return True
 
 
-def tcnn_compatible(num_layers: int, hidden_features: int, negative_slope: float) -> str | None:
+def _check_activation(activation: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"decoder activation must be one of {ACTIVATIONS}, got {activation!r}")
+
+
+def tcnn_compatible(
+    num_layers: int, hidden_features: int, negative_slope: float, activation: str = "leaky_relu"
+) -> str | None:
     """``None`` if a decoder with these settings can run on tcnn, else the reason why not."""
+    if activation != "leaky_relu":
+        # The conversion below builds tcnn's ReLU / LeakyReLU networks only.
+        return (
+            f"the tcnn backend runs ReLU and LeakyReLU decoders only, this decoder's activation is {activation!r} "
+            "(EG3D's softplus runs on the torch backend)"
+        )
     if negative_slope not in (0.0, TCNN_LEAKY_SLOPE):
         return (
             f"tcnn's activations are ReLU (slope 0) and LeakyReLU (slope {TCNN_LEAKY_SLOPE}); "
@@ -162,6 +179,13 @@ class MLPDecoder(nn.Module):
 
     ``backend`` picks the implementation at construction (``auto``: tcnn when it loads, the
     decoder fits it and ``device`` is CUDA). The state dict is the torch layout for both backends.
+    ``activation`` is the hidden activation: ``leaky_relu`` (slope ``negative_slope``, gain sqrt(2))
+    or ``softplus`` (EG3D's, no gain; ``auto`` then always picks torch, ``tcnn`` is an error).
+
+    Example:
+        >>> decoder = MLPDecoder(4, 2, hidden_features=8, activation="softplus", backend="torch")
+        >>> decoder(torch.zeros(3, 4)).shape
+        torch.Size([3, 2])
     """
 
     def __init__(
@@ -173,14 +197,18 @@ class MLPDecoder(nn.Module):
         negative_slope: float = 0.2,
         backend: str = "auto",
         device: torch.device | str | None = None,
+        *,
+        activation: str = "leaky_relu",
     ) -> None:
         super().__init__()
         _check_backend(backend)
+        _check_activation(activation)
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.in_features, self.out_features = in_features, out_features
         self.hidden_features, self.num_layers, self.negative_slope = hidden_features, num_layers, negative_slope
-        reason = tcnn_compatible(num_layers, hidden_features, negative_slope)
+        self.activation = activation
+        reason = tcnn_compatible(num_layers, hidden_features, negative_slope, activation)
         self.backend = resolve_backend(backend, device, reason)
         if self.backend == "tcnn" and reason is not None:
             raise ValueError(f"backend='tcnn' cannot run this decoder: {reason}; use backend='torch'")
@@ -201,14 +229,20 @@ class MLPDecoder(nn.Module):
     def _gain(self, i: int) -> float:
         return 1.0 / math.sqrt(self.dims[i])
 
-    def plain_weights(self) -> tuple[list[Tensor], list[Tensor | None]]:
-        """Effective (W, b) of a plain MLP with ``leaky_relu(slope)`` activations and no gains.
+    @property
+    def activation_gain(self) -> float:
+        """Factor after each hidden activation: sqrt(2) for leaky ReLU (StyleGAN2), 1 for softplus (EG3D)."""
+        return ACTIVATION_GAIN if self.activation == "leaky_relu" else 1.0
 
-        The sqrt(2) activation gain of layer i is folded into layer i + 1 (positive homogeneity).
+    def plain_weights(self) -> tuple[list[Tensor], list[Tensor | None]]:
+        """Effective (W, b) of a plain MLP with this decoder's activations and no gains.
+
+        The activation gain of layer i is folded into layer i + 1 (exact for leaky ReLU, which is
+        positively homogeneous; softplus has gain 1, so nothing is folded).
         """
         weights, biases = [], []
         for i, layer in enumerate(self.layers):
-            scale = self._gain(i) * (ACTIVATION_GAIN if i > 0 else 1.0)
+            scale = self._gain(i) * (self.activation_gain if i > 0 else 1.0)
             weights.append(layer.weight * scale)
             biases.append(layer.bias)
         return weights, biases
@@ -217,7 +251,7 @@ class MLPDecoder(nn.Module):
     def load_plain_weights(self, weights: list[Tensor], biases: list[Tensor | None]) -> None:
         """Set the torch-layout parameters from a plain MLP (inverse of :meth:`plain_weights`)."""
         for i, layer in enumerate(self.layers):
-            scale = self._gain(i) * (ACTIVATION_GAIN if i > 0 else 1.0)
+            scale = self._gain(i) * (self.activation_gain if i > 0 else 1.0)
             layer.weight.copy_(weights[i] / scale)
             if layer.bias is not None:
                 layer.bias.copy_(biases[i])
@@ -236,7 +270,10 @@ class MLPDecoder(nn.Module):
         for i, layer in enumerate(self.layers):
             x = F.linear(x, layer.weight * self._gain(i), layer.bias)
             if i < self.num_layers - 1:
-                x = F.leaky_relu(x, self.negative_slope) * ACTIVATION_GAIN
+                if self.activation == "softplus":
+                    x = F.softplus(x)
+                else:
+                    x = F.leaky_relu(x, self.negative_slope) * ACTIVATION_GAIN
         return x
 
     # ----- tiny-cuda-nn backend (the only place that imports tinycudann) ----------------------
@@ -289,7 +326,7 @@ class MLPDecoder(nn.Module):
         )
         # Fold into our own parameters without touching tcnn again.
         for i, layer in enumerate(self.layers):
-            scale = self._gain(i) * (ACTIVATION_GAIN if i > 0 else 1.0)
+            scale = self._gain(i) * (self.activation_gain if i > 0 else 1.0)
             layer.weight.copy_(weights[i].to(layer.weight) / scale)
             if layer.bias is not None:
                 layer.bias.copy_(biases[i].to(layer.bias))
@@ -339,4 +376,5 @@ class MLPDecoder(nn.Module):
                     missing_keys.remove(key)
 
     def extra_repr(self) -> str:
-        return f"dims={self.dims}, negative_slope={self.negative_slope}, backend={self.backend}"
+        activation = "softplus" if self.activation == "softplus" else f"leaky_relu({self.negative_slope})"
+        return f"dims={self.dims}, activation={activation}, backend={self.backend}"

@@ -7,13 +7,14 @@ import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
 from epigraf_field.config_io import config_from_dict, config_to_dict
-from epigraf_field.decoder import BACKENDS, Backend, MLPDecoder
+from epigraf_field.decoder import ACTIVATIONS, BACKENDS, Backend, MLPDecoder
 from epigraf_field.field import (
     Aggregation,
     PaddingMode,
@@ -65,6 +66,10 @@ class TriPlaneGeneratorConfig:
     """Linear layers in the decoder MLP (2 = one hidden layer, EpiGRAF)."""
     decoder_negative_slope: float = 0.2
     """Leaky ReLU slope of the decoder (StyleGAN's 0.2; tcnn needs 0.01 or 0)."""
+    decoder_activation: Literal["leaky_relu", "softplus"] = "leaky_relu"
+    """Hidden activation of the decoder: leaky_relu (EpiGRAF; slope decoder_negative_slope, gain sqrt(2)) or softplus
+    (EG3D's decoder, no gain). Softplus runs on the torch backend only: auto picks torch for it. A config without
+    this field (saved before it existed) gets leaky_relu, the decoder it was trained with."""
     decoder_backend: Backend = "auto"
     """Decoder implementation: auto (tcnn on CUDA when usable), torch or tcnn."""
     density_shift: float = 0.0
@@ -79,6 +84,14 @@ class TriPlaneGeneratorConfig:
     """grid_sample padding at the box faces: zeros or border."""
 
     def __post_init__(self) -> None:
+        if self.decoder_activation not in ACTIVATIONS:
+            raise ValueError(f"decoder_activation must be one of {ACTIVATIONS}, got {self.decoder_activation!r}")
+        if self.decoder_backend == "tcnn" and self.decoder_activation != "leaky_relu":
+            raise ValueError(
+                f"decoder_backend 'tcnn' cannot run decoder_activation {self.decoder_activation!r}: the tcnn "
+                "backend runs ReLU and LeakyReLU decoders only; use decoder_backend 'torch' or 'auto' (which picks "
+                "torch for it)"
+            )
         if self.num_feature_channels not in (0,) and self.num_feature_channels < 3:
             raise ValueError(
                 f"num_feature_channels must be 0 or >= 3 (the first 3 are rgb), got {self.num_feature_channels}"
@@ -139,6 +152,7 @@ class TriPlaneGenerator(nn.Module):
                 out_features=1 + (config.num_feature_channels or 3),
                 hidden_features=config.decoder_hidden, num_layers=config.decoder_layers,
                 negative_slope=config.decoder_negative_slope, backend=config.decoder_backend, device=device,
+                activation=config.decoder_activation,
             )
         if device is not None:
             self.to(device)

@@ -43,13 +43,25 @@ class CameraDistributionConfig:
 
     @classmethod
     def faces(cls) -> CameraDistributionConfig:
-        """EpiGRAF's FFHQ/AFHQ cameras: fov 12, radius 1, near 0.88, far 1.12, normal yaw/pitch about the front."""
+        """EpiGRAF's FFHQ/AFHQ cameras: fov 12, radius 1, near 0.88, far 1.12, normal yaw/pitch about the front
+        (std 0.3 and 0.155 rad, its configs/dataset/ffhq.yaml).
+
+        EpiGRAF scales this scene by 0.2: its tri-plane spans [-0.2, 0.2]^3 (points are divided by
+        ``cube_scale`` before the planes are sampled). Pair these cameras with a generator and
+        renderer ``box_half_size`` of 0.2, as the ``ffhq`` and ``afhq`` recipes do: with the default 0.5
+        the rays (0.88 to 1.12 from a camera at radius 1, about +-0.12 around the origin) use only
+        the central quarter of each plane's side.
+        """
         return cls(source="parametric", angles="normal", yaw_spread_degrees=math.degrees(0.3),
                    pitch_spread_degrees=math.degrees(0.155), radius=1.0, fov_degrees=12.0, near=0.88, far=1.12)
 
     @classmethod
     def objects_360(cls) -> CameraDistributionConfig:
-        """EpiGRAF's 360-degree objects (Megascans): fov 30, radius 1, near 0.75, far 1.25, uniform on the sphere."""
+        """EpiGRAF's 360-degree objects (Megascans): fov 30, radius 1, near 0.75, far 1.25, uniform on the sphere.
+
+        EpiGRAF scales this scene by 0.475 (its tri-plane spans [-0.475, 0.475]^3): pair these cameras
+        with a ``box_half_size`` of 0.475, as the ``megascans`` recipe does.
+        """
         return cls(source="parametric", angles="sphere", radius=1.0, fov_degrees=30.0, near=0.75, far=1.25)
 
     @classmethod

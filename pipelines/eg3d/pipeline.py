@@ -50,8 +50,15 @@ class Eg3dLossConfig(PatchGanLossConfig):
 
 
 def eg3d_generator_config() -> TriPlaneGeneratorConfig:
-    """EG3D's tri-plane generator: planes 3 x 32 x 256^2, 2 mapping layers, 32 feature channels, density shift -1."""
-    return TriPlaneGeneratorConfig(plane_resolution=256, mapping_layers=2, num_feature_channels=32, density_shift=-1.0)
+    """EG3D's tri-plane generator: planes 3 x 32 x 256^2, 2 mapping layers, 32 feature channels, density shift -1,
+    a softplus decoder (EG3D's OSGDecoder: FC 64, Softplus, FC)."""
+    return TriPlaneGeneratorConfig(plane_resolution=256, mapping_layers=2, num_feature_channels=32, density_shift=-1.0,
+                                   decoder_activation="softplus")
+
+
+def eg3d_discriminator_config() -> DiscriminatorConfig:
+    """EG3D's dual discriminator: its camera-label mapping has 8 layers (StyleGAN2-ADA's mapping default)."""
+    return DiscriminatorConfig(label_mapping_layers=8)
 
 
 @dataclass
@@ -62,7 +69,7 @@ class Eg3dConfig:
     """The tri-plane generator; num_feature_channels is the feature image's depth (the first 3 are rgb)."""
     superresolution: SuperResolutionConfig = field(default_factory=SuperResolutionConfig)
     """The 2D upsampler (its output resolution follows --resolution, its input channels the generator)."""
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=eg3d_discriminator_config)
     """The full-image discriminator (6 input channels for dual discrimination; resolution follows --resolution)."""
     renderer: VolumeRendererConfig = field(default_factory=VolumeRendererConfig)
     """How the neural-resolution image is volume-rendered (EG3D: 48 + 48 samples)."""
@@ -89,6 +96,9 @@ class Eg3dTrainConfig(TrainConfig):
 
     pipeline: str = "eg3d"
     """Which training method to run (see `epigraf-train --help` for the registered ones)."""
+    recipe: str | None = None
+    """A paper's configuration for a dataset, applied over the GPU preset before the other options (the recipes
+    are listed in `epigraf-train --pipeline eg3d --help`); recorded here so the run says what it followed."""
     model: Eg3dConfig = field(default_factory=Eg3dConfig)
     """Networks, renderer, cameras and losses."""
 
@@ -106,6 +116,7 @@ def cpu_preset() -> Eg3dTrainConfig:
     generator = TriPlaneGeneratorConfig(
         z_dim=64, w_dim=64, mapping_layers=2, plane_resolution=32, plane_channels=16,
         channel_base=2048, channel_max=64, decoder_hidden=32, num_feature_channels=32, density_shift=-1.0,
+        decoder_activation="softplus",
     )
     return Eg3dTrainConfig(
         resolution=64,
@@ -116,7 +127,7 @@ def cpu_preset() -> Eg3dTrainConfig:
         model=Eg3dConfig(
             generator=generator,
             superresolution=SuperResolutionConfig(channels=32),
-            discriminator=DiscriminatorConfig(channel_base=2048, channel_max=64),
+            discriminator=DiscriminatorConfig(channel_base=2048, channel_max=64, label_mapping_layers=8),
             renderer=VolumeRendererConfig(sampler="importance", num_coarse=24, num_fine=24, chunk_size=65536),
             losses=Eg3dLossConfig(r1_gamma=0.05, blur_sigma=2.0, blur_fade_kimg=3.0, ema_kimg=0.5),
             g_optimizer=AdamConfig(lr=0.0025, reg_interval=4),

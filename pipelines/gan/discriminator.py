@@ -117,7 +117,11 @@ class DiscriminatorConfig:
     hyper_mod_dim: int = 512
     """Width of the hypernetwork that maps the patch embedding to per-block modulation."""
     mapping_layers: int = 2
-    """Fully connected layers in the hypernetwork and in the label mapping."""
+    """Fully connected layers in the hypernetwork (patch embedding -> hyper-modulation), EpiGRAF's 2."""
+    label_mapping_layers: int = 2
+    """Fully connected layers in the label mapping of the projection head (camera label and patch embedding ->
+    cmap). EpiGRAF: 2 (its mapping network's default); EG3D: 8 (StyleGAN2-ADA's). A config saved before this
+    option existed gets 2, the depth it was trained with."""
     mapping_lr_multiplier: float = 0.01
     """Learning-rate multiplier of those layers (StyleGAN2's mapping network value)."""
     conv_clamp: float | None = 256.0
@@ -137,6 +141,10 @@ class DiscriminatorConfig:
                 f"DiscriminatorConfig.image_resolution ({self.image_resolution}) must be >= resolution "
                 f"({self.resolution}); for full images set both to the image size"
             )
+        for name in ("mapping_layers", "label_mapping_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"DiscriminatorConfig.{name} must be an int >= 0, got {value!r}")
         if self.c_dim < 0 or self.mbstd_channels < 0:
             raise ValueError(
                 f"DiscriminatorConfig.c_dim and mbstd_channels must be >= 0, got {self.c_dim}, {self.mbstd_channels}"
@@ -254,7 +262,7 @@ class Discriminator(nn.Module):
         head_in = cfg.c_dim + embed_dim
         self.cmap_dim = (cfg.cmap_dim or cfg.channels(4)) if head_in > 0 else 0
         self.head_mapping = (
-            ConditionMapping(head_in, self.cmap_dim, cfg.mapping_layers, cfg.mapping_lr_multiplier)
+            ConditionMapping(head_in, self.cmap_dim, cfg.label_mapping_layers, cfg.mapping_lr_multiplier)
             if head_in > 0
             else None
         )

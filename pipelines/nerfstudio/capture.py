@@ -10,12 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipelines.nerfstudio.scene_transform import SceneTransformConfig
+from pipelines.nerfstudio.scene_transform import OPENCV_TO_OPENGL, SceneTransformConfig
 from renderers.cameras import Cameras
 from renderers.volume_renderer import VolumeRenderer
-
-# OpenCV camera axes (x right, y down, z forward) to nerfstudio's OpenGL axes (x right, y up, z back).
-OPENCV_TO_OPENGL = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
 
 
 def orbit_cameras(num_views: int, radius: float, fov_degrees: float, pitch_degrees: float = 15.0) -> Cameras:

@@ -16,6 +16,7 @@ from nerfstudio.field_components.field_heads import FieldHeadNames  # noqa: E402
 from nerfstudio.fields.base_field import Field  # noqa: E402
 
 from pipelines.model import GeneratorModel  # noqa: E402
+from pipelines.nerfstudio.normals import density_normals  # noqa: E402
 from pipelines.nerfstudio.scene_transform import SceneTransformConfig  # noqa: E402
 from renderers.cameras import LABEL_SIZE, Cameras  # noqa: E402
 
@@ -118,11 +119,20 @@ class EpigrafField(Field):
         """Tri-planes [1, 3, C, R, R] of the scene (cached; recomputed when the latent has changed)."""
         if bool(self.uses_plane_parameters):
             return self.planes
-        key = (self.latent._version, self.latent.data_ptr(), torch.is_grad_enabled())
+        # A graph from the latent is only worth building when the latent is being optimized: a frozen
+        # scene keeps one set of planes whatever the grad mode of the caller (normals need grad mode).
+        needs_graph = torch.is_grad_enabled() and self.latent.requires_grad
+        key = (self.latent._version, self.latent.data_ptr(), needs_graph)
         if self._cached_planes is None or key != self._cache_key:
-            self._cached_planes = self.model.synthesize(self.ws())
+            with torch.set_grad_enabled(needs_graph):
+                self._cached_planes = self.model.synthesize(self.ws())
             self._cache_key = key
         return self._cached_planes
+
+    @property
+    def is_trainable(self) -> bool:
+        """Whether the latent or the planes receive gradients (an inversion; a sampled scene is frozen)."""
+        return bool(self.latent.requires_grad or self.planes.requires_grad)
 
     def invalidate_planes(self) -> None:
         """Forget the cached planes (the next query synthesizes them again)."""
@@ -142,14 +152,39 @@ class EpigrafField(Field):
         return self.model.field(self.current_planes())
 
     # ----- nerfstudio's Field interface ----------------------------------------------------------
-    def get_density(self, ray_samples: RaySamples) -> tuple[Tensor, Tensor]:
-        """Density [*bs, 1] per scene unit, and the colour [*bs, 3] as the density embedding."""
-        positions = ray_samples.frustums.get_positions()
+    def query(self, positions: Tensor, planes: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Density [*bs, 1] per scene unit and colour [*bs, 3] at scene positions [*bs, 3] (default: current planes)."""
         batch_shape = positions.shape[:-1]
         points = self.transform.points_to_box(positions.reshape(1, -1, 3))
-        out = self.planes_field()(points)
+        out = self.model.field(self.current_planes() if planes is None else planes)(points)
         density = self.transform.density_to_scene(out.density).reshape(*batch_shape, 1)
         return density, out.rgb.reshape(*batch_shape, 3)
+
+    def get_density(self, ray_samples: RaySamples) -> tuple[Tensor, Tensor]:
+        """Density [*bs, 1] per scene unit, and the colour [*bs, 3] as the density embedding."""
+        return self.query(ray_samples.frustums.get_positions())
+
+    def forward(self, ray_samples: RaySamples, compute_normals: bool = False) -> dict:
+        """Density and colour; with ``compute_normals`` also ``FieldHeadNames.NORMALS`` [*bs, 3] in scene axes.
+
+        Normals are ``-normalize(grad sigma)`` with respect to the sample positions only
+        (:func:`pipelines.nerfstudio.normals.density_normals`): the planes are taken in the caller's
+        grad mode, so an evaluation under ``torch.no_grad()`` builds no graph to the latent.
+        """
+        if not compute_normals:
+            return super().forward(ray_samples)
+        planes = self.current_planes()
+        colours: list[Tensor] = []
+
+        def density_fn(positions: Tensor) -> Tensor:
+            density, rgb = self.query(positions, planes)
+            colours.append(rgb)
+            return density
+
+        positions = ray_samples.frustums.get_positions()
+        density, normals = density_normals(density_fn, positions)
+        rgb = colours[0] if torch.is_grad_enabled() else colours[0].detach()
+        return {FieldHeadNames.RGB: rgb, FieldHeadNames.DENSITY: density, FieldHeadNames.NORMALS: normals}
 
     def get_outputs(self, ray_samples: RaySamples, density_embedding: Tensor | None = None) -> dict:
         """``{FieldHeadNames.RGB: colour [*bs, 3]}`` (the field has no view dependence)."""

@@ -13,27 +13,26 @@ from pipelines.nerfstudio.imports import require_nerfstudio
 
 require_nerfstudio()
 
-from nerfstudio.cameras.rays import RayBundle  # noqa: E402
 from nerfstudio.engine.callbacks import (  # noqa: E402
     TrainingCallback,
     TrainingCallbackAttributes,
     TrainingCallbackLocation,
 )
-from nerfstudio.field_components.field_heads import FieldHeadNames  # noqa: E402
 from nerfstudio.model_components.losses import MSELoss  # noqa: E402
-from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler  # noqa: E402
-from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer  # noqa: E402
-from nerfstudio.models.base_model import Model, ModelConfig  # noqa: E402
-from nerfstudio.utils import colormaps  # noqa: E402
 
 from pipelines.model import GeneratorModel  # noqa: E402
 from pipelines.nerfstudio.field import EpigrafField, mean_ws  # noqa: E402
+from pipelines.nerfstudio.field_model import (  # noqa: E402
+    SCENE_METADATA_KEY,
+    EpigrafFieldModel,
+    EpigrafFieldModelConfig,
+    open_generator,
+)
 from pipelines.nerfstudio.scene_transform import SceneTransformConfig  # noqa: E402
-from renderers.rays import intersect_box  # noqa: E402
 
 
 @dataclass
-class EpigrafInvertModelConfig(ModelConfig):
+class EpigrafInvertModelConfig(EpigrafFieldModelConfig):
     """Fit one scene of a trained EpiGRAF generator to a posed capture (3D GAN inversion).
 
     The latent (w or w+, starting from the generator's mean w or from a seed's z) is optimized
@@ -43,8 +42,6 @@ class EpigrafInvertModelConfig(ModelConfig):
     """
 
     _target: Type = field(default_factory=lambda: EpigrafInvertModel)
-    enable_collider: bool = False
-    """Near/far come from the generator's box (see ``scene``), not from nerfstudio's collider."""
     generator_path: Path = Path("generator")
     """Trained generator of any pipeline: a bundle, checkpoint or run directory (as ``pipelines.model.open_model``
     reads). An eg3d generator's tri-plane field is fitted and rendered directly (no super-resolution)."""
@@ -63,47 +60,27 @@ class EpigrafInvertModelConfig(ModelConfig):
     """Step from which the tri-planes are optimized instead of the latent (-1: never)."""
     latent_regularization: float = 0.0
     """Weight of the mean squared distance of w from the generator's mean w (keeps the fit on the prior)."""
-    num_coarse_samples: int = 48
-    """Uniform samples per ray inside the box (EpiGRAF: 48)."""
-    num_importance_samples: int = 48
-    """Samples per ray drawn from the coarse weights and merged with the coarse ones (EpiGRAF: 48)."""
-    background_color: Literal["white", "black", "random"] = "white"
-    """Background composited behind the field (the generator's training background, usually white)."""
     scene: SceneTransformConfig = field(default_factory=SceneTransformConfig)
-    """Similarity from nerfstudio scene coordinates to the generator's world (scale, translation, rotation)."""
+    """Similarity from nerfstudio scene coordinates to the generator's world (scale, translation, rotation);
+    used unless the dataparser records it (see ``scene_from_data``)."""
+    scene_from_data: bool = True
+    """Take the scene transform from the dataparser when it records one: ``eg3d-data`` does (its scene is the
+    dataset's box scaled to [-1, 1]^3, z up), nerfstudio's own dataparsers do not. False: always ``scene``."""
 
 
-class EpigrafInvertModel(Model):
-    """Renders an :class:`EpigrafField` with nerfstudio's samplers and renderers; losses on rgb."""
+class EpigrafInvertModel(EpigrafFieldModel):
+    """Fits the latent (then optionally the planes) of an :class:`EpigrafField` to a capture; losses on rgb."""
 
     config: EpigrafInvertModelConfig
 
-    def populate_modules(self) -> None:
-        super().populate_modules()
-        from pipelines.model import ModelLoadError, open_model
-
+    def make_field(self) -> EpigrafField:
         cfg = self.config
-        try:
-            generator = open_model(cfg.generator_path, backend=cfg.decoder_backend)
-        except ModelLoadError as error:
-            raise ModelLoadError(
-                f"--pipeline.model.generator-path {cfg.generator_path}: {error}. Pass the directory of a trained "
-                "generator (a run folder, one of its checkpoints, or an exported bundle)"
-            ) from error
-        self.box_half_size = generator.box_half_size
-        self.field = EpigrafField(
-            generator,
-            self._initial_latent(generator),
-            latent_kind=cfg.latent,
-            transform=cfg.scene,
-            trainable=True,
-        )
-        self.sampler_uniform = UniformSampler(num_samples=cfg.num_coarse_samples)
-        self.sampler_pdf = PDFSampler(num_samples=cfg.num_importance_samples, include_original=True)
-        self.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
-        self.renderer_accumulation = AccumulationRenderer()
-        self.renderer_depth = DepthRenderer(method="expected")
+        generator = open_generator(cfg.generator_path, "--pipeline.model.generator-path", cfg.decoder_backend)
+        recorded = (self.kwargs.get("metadata") or {}).get(SCENE_METADATA_KEY)
+        transform = recorded if cfg.scene_from_data and recorded is not None else cfg.scene
         self.rgb_loss = MSELoss()
+        return EpigrafField(generator, self._initial_latent(generator), latent_kind=cfg.latent, transform=transform,
+                            trainable=True)
 
     def _initial_latent(self, generator: GeneratorModel) -> torch.Tensor:
         """ws [1, num_ws, w_dim] to start from, as the configured latent kind (w: its first row)."""
@@ -142,39 +119,10 @@ class EpigrafInvertModel(Model):
             )
         ]
 
-    def _clip_to_box(self, ray_bundle: RayBundle) -> RayBundle:
-        """Near/far of every ray from its intersection with the generator's box (empty rays: near = far)."""
-        transform = self.config.scene
-        origins = transform.points_to_box(ray_bundle.origins)
-        directions = transform.directions_to_box(ray_bundle.directions)
-        t_enter, t_exit, hit = intersect_box(origins, directions, self.box_half_size)
-        # Distances along a unit scene direction shrink by the scale in generator units.
-        near = t_enter.clamp(min=0.0) / transform.scale
-        far = torch.where(hit, t_exit / transform.scale, near)
-        ray_bundle.nears, ray_bundle.fars = near[..., None], far[..., None]
-        return ray_bundle
-
-    def get_outputs(self, ray_bundle: RayBundle) -> dict[str, torch.Tensor]:
-        if torch.is_grad_enabled():
-            # A fresh autograd graph from the latent to the planes for every training step.
-            self.field.invalidate_planes()
-        ray_bundle = self._clip_to_box(ray_bundle)
-        coarse = self.sampler_uniform(ray_bundle)
-        density_coarse, _ = self.field.get_density(coarse)
-        weights_coarse = coarse.get_weights(density_coarse)
-        samples = self.sampler_pdf(ray_bundle, coarse, weights_coarse.detach())
-        values = self.field(samples)
-        weights = samples.get_weights(values[FieldHeadNames.DENSITY])
-        return {
-            "rgb": self.renderer_rgb(rgb=values[FieldHeadNames.RGB], weights=weights),
-            "accumulation": self.renderer_accumulation(weights=weights),
-            "depth": self.renderer_depth(weights=weights, ray_samples=samples),
-        }
-
     def get_metrics_dict(self, outputs, batch) -> dict[str, torch.Tensor]:
         image = self.renderer_rgb.blend_background(batch["image"].to(self.device))
         mse = torch.mean((outputs["rgb"].detach() - image) ** 2)
-        return {"psnr": -10.0 * torch.log10(mse.clamp_min(1e-10))}
+        return {**super().get_metrics_dict(outputs, batch), "psnr": -10.0 * torch.log10(mse.clamp_min(1e-10))}
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, torch.Tensor]:
         pred, target = self.renderer_rgb.blend_background_for_loss_computation(
@@ -193,9 +141,4 @@ class EpigrafInvertModel(Model):
         rgb = outputs["rgb"]
         mse = torch.mean((rgb - image) ** 2)
         metrics = {"psnr": float(-10.0 * torch.log10(mse.clamp_min(1e-10)))}
-        images = {
-            "img": torch.cat([image, rgb], dim=1),
-            "accumulation": colormaps.apply_colormap(outputs["accumulation"]),
-            "depth": colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"]),
-        }
-        return metrics, images
+        return metrics, {"img": torch.cat([image, rgb], dim=1), **self.output_images(outputs)}

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+# OpenCV camera axes (x right, y down, z forward) to nerfstudio's OpenGL axes (x right, y up, z back).
+OPENCV_TO_OPENGL = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
 Z_UP_TO_Y_UP = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0)
 """``rotation`` for scenes that nerfstudio's dataparser turned z-up (its default ``orientation_method='up'``)."""
 
@@ -88,9 +90,29 @@ class SceneTransformConfig:
         """
         return density * self.scale
 
+    def scene_from_box_matrix(self) -> tuple[Tensor, float]:
+        """``(M [3, 4], s)`` with ``p_scene = s * M [p_box, 1]``: nerfstudio's ``dataparser_transform`` and
+        ``dataparser_scale`` (``ns-export --save-world-frame`` maps scene points back to the generator's world)."""
+        r = self.rotation_matrix()
+        t = torch.tensor(self.translation, dtype=torch.float32)
+        return torch.cat([r.T, -(r.T @ t)[:, None]], dim=1), 1.0 / self.scale
+
     def cam2world_from_box(self, cam2world: Tensor) -> Tensor:
         """Camera-to-world matrices [..., 4, 4] of generator world cameras, in scene coordinates."""
         out = cam2world.clone()
         out[..., :3, :3] = self.directions_from_box(cam2world[..., :3, :3].transpose(-1, -2)).transpose(-1, -2)
         out[..., :3, 3] = self.points_from_box(cam2world[..., :3, 3])
         return out
+
+
+def nerfstudio_scene(box_half_size: float = 0.5) -> SceneTransformConfig:
+    """The nerfstudio scene of a generator's box ``[-h, h]^3``: nerfstudio's default scene box ``[-1, 1]^3``, z up.
+
+    ``p_box = h * R p_scene`` with ``R = Z_UP_TO_Y_UP``: one scene unit is ``h`` generator units
+    (0.5 for the default box), and the generator's +y (up) is the scene's +z, which nerfstudio's
+    viewer treats as up. ``epigraf-sample`` and the ``eg3d-data`` dataparser both use it, so
+    nerfstudio's default bounding boxes (``ns-export tsdf`` / ``poisson``: -1 to 1) are the box.
+
+    Example: with ``h = 0.5`` the generator's point (0, 0.5, 0) (top face centre) is the scene's (0, 0, 1).
+    """
+    return SceneTransformConfig(scale=float(box_half_size), rotation=Z_UP_TO_Y_UP)

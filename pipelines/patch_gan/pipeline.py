@@ -92,6 +92,9 @@ class PatchGanConfig:
 class PatchGanTrainConfig(TrainConfig):
     """`epigraf-train --pipeline patch-gan` options."""
 
+    recipe: str | None = None
+    """A paper's configuration for a dataset, applied over the GPU preset before the other options (the recipes
+    are listed in `epigraf-train --help`); recorded here so the run says what it followed."""
     model: PatchGanConfig = field(default_factory=PatchGanConfig)
     """Networks, renderer, patches, cameras and losses."""
 

@@ -113,3 +113,80 @@ def test_tcnn_backend_matches_a_torch_checkpoint(tmp_path, rng, make_tiny_config
     # Saving from tcnn gives back the torch layout.
     for key, value in torch_g.decoder.state_dict().items():
         assert torch.allclose(tcnn_g.decoder.state_dict()[key], value, atol=1e-2), key
+
+
+@pytest.mark.parametrize("num_layers", [2, 3])
+def test_softplus_decoder_matches_a_manual_softplus_mlp(rng, num_layers):
+    # EG3D's OSGDecoder: equalized-lr FC, Softplus (no gain), FC; middle layers have no bias here.
+    decoder = MLPDecoder(IN, OUT, HIDDEN, num_layers, activation="softplus", backend="torch")
+    with torch.no_grad():
+        for layer in decoder.layers:
+            if layer.bias is not None:
+                layer.bias.normal_(generator=rng)
+    x = torch.randn(30, IN, generator=rng)
+    h = x
+    for i, layer in enumerate(decoder.layers):
+        h = h @ (layer.weight / decoder.dims[i] ** 0.5).t()
+        if layer.bias is not None:
+            h = h + layer.bias
+        if i < num_layers - 1:
+            h = torch.log1p(torch.exp(h))
+    assert torch.allclose(decoder(x), h, atol=1e-5)
+    # Not the leaky-ReLU decoder with the same weights.
+    leaky = MLPDecoder(IN, OUT, HIDDEN, num_layers, backend="torch")
+    leaky.load_state_dict(decoder.state_dict())
+    assert not torch.allclose(leaky(x), h, atol=1e-3)
+
+
+def test_softplus_plain_weights_round_trip(rng):
+    decoder = MLPDecoder(IN, OUT, HIDDEN, 2, activation="softplus", backend="torch")
+    back = MLPDecoder(IN, OUT, HIDDEN, 2, activation="softplus", backend="torch")
+    back.load_plain_weights(*decoder.plain_weights())
+    x = torch.randn(5, IN, generator=rng)
+    assert torch.allclose(back(x), decoder(x), atol=1e-6)
+
+
+def test_softplus_is_torch_only():
+    from epigraf_field.decoder import resolve_backend
+
+    reason = tcnn_compatible(2, 64, 0.01, "softplus")
+    assert reason is not None and "softplus" in reason
+    # auto never picks tcnn for it, on CUDA neither (the reason short-circuits before tcnn is loaded).
+    assert resolve_backend("auto", "cuda", reason) == "torch"
+    assert MLPDecoder(IN, OUT, backend="auto", device="cpu", activation="softplus").backend == "torch"
+    with pytest.raises(ValueError, match="backend='tcnn' cannot run this decoder.*softplus"):
+        MLPDecoder(IN, OUT, backend="tcnn", activation="softplus")
+    with pytest.raises(ValueError, match="activation"):
+        MLPDecoder(IN, OUT, backend="torch", activation="gelu")
+
+
+def test_generator_decoder_activation_option(make_tiny_config, tmp_path, rng):
+    config = make_tiny_config(decoder_activation="softplus", decoder_backend="auto")
+    generator = TriPlaneGenerator(config, seed=0)
+    assert generator.decoder.activation == "softplus" and generator.decoder.backend == "torch"
+    generator.save(tmp_path)
+    loaded = TriPlaneGenerator.load(tmp_path)
+    assert loaded.config.decoder_activation == "softplus"
+    features = torch.randn(7, generator.decoder.in_features, generator=rng)
+    assert torch.equal(loaded.decoder(features), generator.decoder(features))
+    # An explicit tcnn backend with softplus is an error naming both options, also when loading.
+    with pytest.raises(ValueError, match="decoder_backend 'tcnn' cannot run decoder_activation 'softplus'"):
+        make_tiny_config(decoder_activation="softplus", decoder_backend="tcnn")
+    with pytest.raises(ValueError, match="decoder_activation 'softplus'"):
+        TriPlaneGenerator.load(tmp_path, backend="tcnn")
+    with pytest.raises(ValueError, match="decoder_activation"):
+        config_from_dict(TriPlaneGeneratorConfig, {"decoder_activation": "relu6"})
+
+
+def test_checkpoint_without_decoder_activation_loads_as_leaky_relu(make_tiny_config, tmp_path, rng):
+    import json
+
+    generator = TriPlaneGenerator(make_tiny_config(), seed=0)
+    generator.save(tmp_path)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    del meta["config"]["decoder_activation"]  # as written before the option existed
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    loaded = TriPlaneGenerator.load(tmp_path)
+    assert loaded.config.decoder_activation == "leaky_relu" and loaded.decoder.activation == "leaky_relu"
+    features = torch.randn(7, generator.decoder.in_features, generator=rng)
+    assert torch.equal(loaded.decoder(features), generator.decoder(features))

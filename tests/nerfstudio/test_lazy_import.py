@@ -8,7 +8,17 @@ import sys
 
 import pytest
 
-NERFSTUDIO_MODULES = ("pipelines.nerfstudio.field", "pipelines.nerfstudio.model", "pipelines.nerfstudio.method")
+NERFSTUDIO_MODULES = (
+    "pipelines.nerfstudio.field",
+    "pipelines.nerfstudio.field_model",
+    "pipelines.nerfstudio.model",
+    "pipelines.nerfstudio.sample_model",
+    "pipelines.nerfstudio.random_cameras",
+    "pipelines.nerfstudio.sample_pipeline",
+    "pipelines.nerfstudio.cameras",
+    "pipelines.nerfstudio.dataparser",
+    "pipelines.nerfstudio.method",
+)
 
 
 @pytest.mark.parametrize("module", NERFSTUDIO_MODULES)
@@ -32,7 +42,8 @@ def test_adapter_without_nerfstudio_names_the_install_command(monkeypatch: pytes
 def test_core_packages_do_not_import_nerfstudio() -> None:
     code = (
         "import sys, epigraf_field.generator, renderers, pipelines.bundle, pipelines.nerfstudio, "
-        "pipelines.nerfstudio.scene_transform, pipelines.nerfstudio.capture, pipelines.nerfstudio.adapter; "
+        "pipelines.nerfstudio.scene_transform, pipelines.nerfstudio.capture, pipelines.nerfstudio.adapter, "
+        "pipelines.nerfstudio.normals; "
         "print('nerfstudio' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

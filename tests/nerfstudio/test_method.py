@@ -54,10 +54,10 @@ def test_entry_point_registers_the_method() -> None:
     assert set(spec.config.optimizers) >= {"latent", "planes"}
 
 
-def test_ns_train_help_lists_the_method() -> None:
+def test_ns_train_help_lists_the_methods() -> None:
     result = subprocess.run([ns_train(), "--help"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert METHOD in result.stdout
+    assert METHOD in result.stdout and "epigraf-sample" in result.stdout
 
 
 def capture_error(field, capture: Path, renderer: VolumeRenderer) -> float:

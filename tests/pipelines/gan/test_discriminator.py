@@ -167,3 +167,32 @@ def test_default_width_matches_epigrafs_parameter_count():
         d = Discriminator(DiscriminatorConfig(resolution=64, image_resolution=256, patch_conditioning=True))
     count = sum(p.numel() for p in d.parameters())
     assert abs(count - 27.4e6) / 27.4e6 < 0.01, count
+
+
+@pytest.mark.parametrize("layers", [0, 2, 8])
+def test_label_mapping_depth_follows_the_option(layers):
+    # The projection head's label mapping has label_mapping_layers FC layers; the hypernetwork keeps mapping_layers.
+    d = make(tiny_config(c_dim=25, label_mapping_layers=layers, mapping_layers=3))
+    assert len(d.head_mapping.layers) == layers
+    assert len(d.hyper_mapping.layers) == 3
+    assert d(images(), Patch.full(4), torch.zeros(4, 25)).shape == (4, 1)
+
+
+def test_eg3d_like_discriminator_has_an_8_layer_camera_mapping():
+    d = make(tiny_config(c_dim=25, patch_conditioning=False, label_mapping_layers=8))
+    assert d.hyper_mapping is None and len(d.head_mapping.layers) == 8
+
+
+def test_label_mapping_defaults_to_two_layers_for_old_configs():
+    from epigraf_field.config_io import config_from_dict
+
+    # A config.json written before the option existed: the depth those runs trained with.
+    saved = {"resolution": 16, "image_resolution": 32, "c_dim": 25, "mapping_layers": 2}
+    config = config_from_dict(DiscriminatorConfig, saved)
+    assert config.label_mapping_layers == 2
+    assert len(make(config).head_mapping.layers) == 2
+
+
+def test_negative_mapping_depth_is_rejected():
+    with pytest.raises(ValueError, match="label_mapping_layers"):
+        tiny_config(label_mapping_layers=-1)
