@@ -3,10 +3,12 @@
 # viser 0.2.7 and nerfacc 0.5.2), with CPU torch, then tests/nerfstudio.
 #
 # NERFSTUDIO_INSTALL=lean (default) installs nerfstudio with the dependencies that its training,
-# fields, samplers, renderers and viewer import, and leaves out the ones only its exporters, data
-# processing, dataset downloads, notebooks and third-party loggers use (open3d, pymeshlab,
-# jupyterlab, wandb, ...: about 1 GB, most of the install time). NERFSTUDIO_INSTALL=full runs
-# `pip install nerfstudio==1.1.5` with everything, as a user would.
+# fields, samplers, renderers, viewer, ns-render and ns-export import, and leaves out the ones only
+# its data processing, dataset downloads, notebooks and third-party loggers use (jupyterlab, wandb,
+# ...: most of the install time). ns-export's open3d comes as open3d-cpu (the same module without
+# the CUDA build's few hundred MB). NERFSTUDIO_INSTALL=full runs `pip install nerfstudio==1.1.5`
+# with everything, as a user would. Either way ns-render finds ffmpeg: the binary imageio-ffmpeg
+# ships is linked into the environment's bin folder.
 # NERFSTUDIO_VENV=DIR keeps the environment in DIR (reused with NERFSTUDIO_REUSE=1) instead of a
 # temporary directory removed at the end.
 set -euo pipefail
@@ -16,7 +18,9 @@ cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 start=$SECONDS
 
-LEFT_OUT="av comet-ml cryptography gdown h5py ipywidgets jupyterlab mediapy nuscenes-devkit open3d plotly pymeshlab pyngrok python-socketio timm wandb xatlas"
+LEFT_OUT="av comet-ml cryptography gdown h5py ipywidgets jupyterlab nuscenes-devkit open3d plotly pyngrok python-socketio timm wandb"
+# ns-export imports open3d whatever it exports; open3d-cpu brings it (and plotly, ipywidgets) for the lean install.
+EXPORTER_PACKAGES="open3d-cpu==0.19.0"
 
 if [[ -n "${NERFSTUDIO_VENV:-}" ]]; then
     venv="$NERFSTUDIO_VENV"
@@ -56,6 +60,8 @@ print("PyYAML")
         # fails on any other unmet requirement.
         # shellcheck disable=SC2086  # one requirement per word
         pip install -q --no-warn-conflicts torch==2.13.0 torchvision==0.28.0 $requirements -e ".[test]"
+        # shellcheck disable=SC2086  # one requirement per word
+        pip install -q torch==2.13.0 $EXPORTER_PACKAGES
     fi
     install_torchvision_hook
 }
@@ -63,9 +69,16 @@ print("PyYAML")
 if [[ "${NERFSTUDIO_REUSE:-0}" == 1 && -x "$venv/bin/ns-train" ]]; then
     . "$venv/bin/activate"
     pip install -q --no-deps -e .
+    # An environment built before ns-export was tested lacks the exporter's packages.
+    if ! python -c "import open3d, pymeshlab, xatlas, mediapy" 2> /dev/null; then
+        # shellcheck disable=SC2086  # one requirement per word
+        pip install -q torch==2.13.0 $EXPORTER_PACKAGES pymeshlab xatlas mediapy
+    fi
 else
     install_environment
 fi
+# ns-render checks for ffmpeg on PATH; imageio-ffmpeg (a project dependency) ships one.
+ln -sf "$(python -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" "$venv/bin/ffmpeg"
 
 # Every requirement is met, except the left-out ones of a lean install.
 left_out_pattern="^nerfstudio 1\.1\.5 requires ($(echo "$LEFT_OUT" | tr ' ' '|'))[^a-z-]"
@@ -80,11 +93,14 @@ from importlib.metadata import version
 
 import torch
 import nerfstudio.pipelines.base_pipeline  # noqa: F401  (imports torchvision.utils)
-from pipelines.nerfstudio.method import epigraf_invert
+import nerfstudio.scripts.exporter  # noqa: F401  (imports open3d, pymeshlab, xatlas, mediapy)
+import nerfstudio.scripts.render  # noqa: F401
+from pipelines.nerfstudio.method import epigraf_invert, epigraf_sample
 
 assert torch.__version__.startswith("2.13.0") and torch.version.cuda is None, torch.__version__
 names = ("torch", "torchvision", "numpy", "nerfacc", "viser", "tyro", "nerfstudio", "epigraf")
-print(", ".join(f"{name} {version(name)}" for name in names) + f"; {epigraf_invert.config.method_name} imports")
+methods = f"{epigraf_invert.config.method_name}, {epigraf_sample.config.method_name}"
+print(", ".join(f"{name} {version(name)}" for name in names) + f"; {methods} import")
 EOF
 echo "nerfstudio environment ready after $((SECONDS - start)) s"
 
