@@ -285,11 +285,14 @@ def find_latest_checkpoint(run_dir: Path) -> Path:
     raise CheckpointError(f"no usable checkpoint in {checkpoint_dir(run_dir)}{detail}")
 
 
-def set_aside_damaged_checkpoints(run_dir: Path, after_nimg: int) -> list[Path]:
-    """Renames damaged checkpoints newer than ``after_nimg`` to ``rejected-<name>[-k]``; returns the new paths.
+def set_aside_newer_checkpoints(run_dir: Path, after_nimg: int) -> list[Path]:
+    """Renames the checkpoints newer than ``after_nimg`` out of the way; returns the new paths.
 
-    Called when a run resumes from an older checkpoint: writing that step again would otherwise
-    delete the evidence of what went wrong. Rejected checkpoints are never deleted or overwritten.
+    Called when a run resumes from an older checkpoint. A damaged one becomes ``rejected-<name>``
+    (writing that step again would otherwise delete the evidence of what went wrong); a sound one
+    belongs to the abandoned continuation and becomes ``superseded-<name>``, so neither
+    ``--resume latest`` nor pruning can mix it with the resumed run. Neither kind is ever deleted or
+    overwritten (a ``-k`` suffix keeps earlier copies).
     """
     moved = []
     for info in list_checkpoints(run_dir):
@@ -302,15 +305,20 @@ def set_aside_damaged_checkpoints(run_dir: Path, after_nimg: int) -> list[Path]:
             os.rename(info.path, target)
             print(f"warning: {error}\n  kept as {target} (not deleted; the run will write {info.path.name} again)",
                   file=sys.stderr, flush=True)
-            moved.append(target)
+        else:
+            target = _rejected_path(info.path, prefix="superseded-")
+            os.rename(info.path, target)
+            print(f"resume: {info.path.name} is newer than the checkpoint resumed from; kept as {target}",
+                  file=sys.stderr, flush=True)
+        moved.append(target)
     return moved
 
 
-def _rejected_path(path: Path) -> Path:
-    """``rejected-<name>``, or with the first free ``-k`` suffix: an earlier rejected copy is never replaced."""
-    target = path.with_name(f"{REJECTED_PREFIX}{path.name}")
+def _rejected_path(path: Path, prefix: str = REJECTED_PREFIX) -> Path:
+    """``<prefix><name>``, or with the first free ``-k`` suffix: an earlier set-aside copy is never replaced."""
+    target = path.with_name(f"{prefix}{path.name}")
     suffix = 1
     while target.exists():
-        target = path.with_name(f"{REJECTED_PREFIX}{path.name}-{suffix}")
+        target = path.with_name(f"{prefix}{path.name}-{suffix}")
         suffix += 1
     return target

@@ -24,15 +24,15 @@ CONFIG_FILE = "config.json"
 
 def new_run_dir(pipeline: str, context: DistributedContext) -> Path:
     """runs/<pipeline>-<start time>, the same on every process."""
-    name = [f"{pipeline}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"]
-    if context.enabled:
-        dist.broadcast_object_list(name, src=0)
-    path = RUNS_ROOT / name[0]
-    suffix = 1
-    while context.is_main and path.exists():
-        path = RUNS_ROOT / f"{name[0]}-{suffix}"
+    stem = f"{pipeline}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    path, suffix = RUNS_ROOT / stem, 1
+    while path.exists():
+        path = RUNS_ROOT / f"{stem}-{suffix}"
         suffix += 1
-    return path
+    chosen = [path]
+    if context.enabled:  # rank 0's choice (clock and folders can differ between processes)
+        dist.broadcast_object_list(chosen, src=0)
+    return chosen[0]
 
 
 def create_run_dir(config: TrainConfig, run_dir: Path) -> None:

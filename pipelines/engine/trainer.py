@@ -20,7 +20,7 @@ from pipelines.engine.checkpoints import (
     list_checkpoints,
     load_training_state,
     save_checkpoint,
-    set_aside_damaged_checkpoints,
+    set_aside_newer_checkpoints,
 )
 from pipelines.engine.distributed import DistributedContext, barrier, broadcast_module
 from pipelines.engine.logs import KimgProgress, RunLogger, rewind_run_logs
@@ -128,7 +128,7 @@ class Trainer:
         for module in self.pipeline.modules():
             broadcast_module(module, self.context)
         if self.context.is_main:  # after the broadcasts: every rank has read its checkpoint by now
-            set_aside_damaged_checkpoints(self.run_dir, self.nimg)
+            set_aside_newer_checkpoints(self.run_dir, self.nimg)
             rewind_run_logs(self.run_dir, self.nimg, self.config.trainer.tensorboard)
 
     def run(self) -> Path | None:
@@ -271,9 +271,11 @@ class Trainer:
         orbit = OrbitConfig().resolve(model.cameras)
         frames = []
         path = turntable_cameras(orbit, config.turntable_frames)
+        # A pose-conditioned generator keeps one condition (the centre pose) so the subject stays the same.
+        condition = Cameras.cat([model.cameras.center_pose()] * len(z))
         for frame in range(len(path)):
             cameras = Cameras.cat([path[frame]] * len(z))
-            images = render(model, z, cameras, config.turntable_resolution or self.config.resolution).rgb
+            images = render(model, z, cameras, config.turntable_resolution or self.config.resolution, condition).rgb
             frames.append(images_to_grid(images, min(len(z), config.turntable_columns)))
         return save_gif(frames, self.run_dir / "turntable.gif")
 

@@ -410,7 +410,8 @@ class PatchGanPipeline(Pipeline):
         self.D.load_state_dict(state["D"])
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
-        self.rng.set_state(state["rng"].cpu() if self.device.type == "cpu" else state["rng"])
+        # Generator states are CPU byte tensors whatever the device (a checkpoint loaded to CUDA moves them).
+        self.rng.set_state(state["rng"].cpu())
         self.camera_rng.set_state(state["camera_rng"].cpu())
         if "augment" in state:  # checkpoints written before ADA existed start from the configured p
             self.augment.load_state_dict(state["augment"])

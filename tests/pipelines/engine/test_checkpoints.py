@@ -15,7 +15,7 @@ from pipelines.engine.checkpoints import (
     list_checkpoints,
     load_training_state,
     save_checkpoint,
-    set_aside_damaged_checkpoints,
+    set_aside_newer_checkpoints,
     verify_checkpoint,
 )
 
@@ -193,7 +193,7 @@ def test_resume_sets_damaged_newer_checkpoints_aside_and_they_are_never_overwrit
     _flip_bit(damaged / "generator" / "weights.bin")
     resumed = find_latest_checkpoint(tmp_path)
     assert resumed.name.endswith("100")
-    moved = set_aside_damaged_checkpoints(tmp_path, 100)
+    moved = set_aside_newer_checkpoints(tmp_path, 100)
     root = tmp_path / "checkpoints"
     assert moved == [root / "rejected-step-000000000200"]
     assert "weights.bin" in capsys.readouterr().err
@@ -202,15 +202,22 @@ def test_resume_sets_damaged_newer_checkpoints_aside_and_they_are_never_overwrit
     assert (moved[0] / "generator" / "weights.bin").read_bytes() == evidence
     assert [info.nimg for info in list_checkpoints(tmp_path)] == [100, 200]
     _flip_bit(root / "step-000000000200" / "generator" / "weights.bin")  # damaged again: a second copy
-    assert set_aside_damaged_checkpoints(tmp_path, 100) == [root / "rejected-step-000000000200-1"]
+    assert set_aside_newer_checkpoints(tmp_path, 100) == [root / "rejected-step-000000000200-1"]
     assert (moved[0] / "generator" / "weights.bin").read_bytes() == evidence
 
 
-def test_a_newer_checkpoint_that_verifies_is_left_in_place(tmp_path):
+def test_a_sound_newer_checkpoint_is_superseded_so_latest_never_returns_to_the_abandoned_run(tmp_path, capsys):
+    """Resuming from 100 abandons 200: it is kept aside, not resumed by --resume latest, not pruned."""
     _save(tmp_path, 100)
     _save(tmp_path, 200)
-    assert set_aside_damaged_checkpoints(tmp_path, 100) == []
-    assert [info.nimg for info in list_checkpoints(tmp_path)] == [100, 200]
+    root = tmp_path / "checkpoints"
+    assert set_aside_newer_checkpoints(tmp_path, 100) == [root / "superseded-step-000000000200"]
+    assert "superseded-step-000000000200" in capsys.readouterr().err
+    assert [info.nimg for info in list_checkpoints(tmp_path)] == [100]
+    assert find_latest_checkpoint(tmp_path).name.endswith("100")
+    _save(tmp_path, 150)  # the resumed run's own checkpoints
+    assert [info.nimg for info in list_checkpoints(tmp_path)] == [100, 150]
+    assert (root / "superseded-step-000000000200").is_dir()
 
 
 def test_listing_and_pruning_ignore_rejected_and_partial_folders(tmp_path):

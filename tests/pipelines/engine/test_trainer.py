@@ -89,3 +89,18 @@ def test_metrics_are_logged_with_the_ticks_they_are_due(tmp_path):
     with_metrics = [r["tick"] for r in records if "metrics/swd" in r]
     assert with_metrics == [2, 4]
     assert all(r["metrics/swd"] >= 0 and "metrics/mv_psnr" in r for r in records if "metrics/swd" in r)
+
+
+def test_turntable_keeps_one_condition_for_a_pose_conditioned_generator(tmp_path, monkeypatch):
+    """Every frame is conditioned on the distribution's centre pose, so the subject does not change as it turns."""
+    import pipelines.engine.trainer as trainer_module
+
+    trainer = _trainer(tmp_path)
+    conditions = []
+    original = trainer_module.render
+    monkeypatch.setattr(trainer_module, "render", lambda model, z, cameras, resolution, condition=None, **kw: (
+        conditions.append(condition), original(model, z, cameras, resolution, condition, **kw))[1])
+    trainer._save_turntable()
+    centre = trainer.pipeline.model().cameras.center_pose().to_label()
+    assert len(conditions) == trainer.config.trainer.turntable_frames
+    assert all(c is not None and torch.equal(c.to_label(), centre.expand(len(c), -1)) for c in conditions)

@@ -53,3 +53,19 @@ def test_training_with_the_tcnn_decoder():
     assert not torch.equal(before, decoder.tcnn_params.detach())
     # The saved layout stays the torch one whatever the backend.
     assert "decoder.layers.0.weight" in pipeline.G.state_dict()
+
+
+@pytest.mark.cuda
+def test_a_checkpoint_loaded_onto_cuda_resumes(tmp_path):
+    """Training state is loaded to the device; the RNG states must still be restored (CPU byte tensors)."""
+    from pipelines.engine.checkpoints import load_training_state, save_checkpoint
+
+    config = tiny_train_config(device="cuda")
+    config.model.generator = replace(config.model.generator, decoder_backend="torch")
+    dataset, device = TinyDataset(), torch.device("cuda")
+    pipeline = PatchGanPipeline(config, device, dataset)
+    _train_steps(pipeline, dataset, config.batch, steps=1)
+    path = save_checkpoint(tmp_path, 2, {"pipeline": pipeline.state_dict()}, lambda d: pipeline.model().save(d))
+    other = PatchGanPipeline(config, device, dataset)
+    other.load_state_dict(load_training_state(path, map_location=device)["pipeline"])
+    assert torch.equal(other.rng.get_state(), pipeline.rng.get_state())
