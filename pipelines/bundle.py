@@ -42,6 +42,8 @@ class BundleHeader:
     format_version: int
     image_resolution: int | None = None
     """Resolution of the images the generator was trained on (None: not recorded)."""
+    num_classes: int = 0
+    """Classes of a class-conditional generator (0: unconditional, and every bundle that does not record it)."""
 
 
 @dataclass
@@ -54,6 +56,7 @@ class GeneratorBundle:
     pipeline: str
     directory: Path
     image_resolution: int | None = None
+    num_classes: int = 0
 
     @property
     def renderer(self) -> VolumeRenderer:
@@ -68,12 +71,14 @@ def save_bundle(
     pipeline: str,
     extra_tensors: dict[str, torch.Tensor] | None = None,
     image_resolution: int | None = None,
+    num_classes: int = 0,
 ) -> Path:
     directory = Path(directory)
     generator.save(directory, extra_tensors=extra_tensors)
     (directory / RENDERER_FILE).write_text(json.dumps(config_to_dict(renderer_config), indent=2))
     cameras.save(directory)
-    header = {"pipeline": pipeline, "format_version": BUNDLE_FORMAT_VERSION, "image_resolution": image_resolution}
+    header = {"pipeline": pipeline, "format_version": BUNDLE_FORMAT_VERSION, "image_resolution": image_resolution,
+              "num_classes": int(num_classes)}
     (directory / PIPELINE_FILE).write_text(json.dumps(header, indent=2))
     write_bundle_manifest(directory)
     return directory
@@ -213,10 +218,13 @@ def read_bundle_header(directory: Path) -> BundleHeader:
         data = json.loads(path.read_text())
         pipeline, version = data["pipeline"], data.get("format_version", 1)
         resolution = data.get("image_resolution")
+        num_classes = data.get("num_classes", 0)  # bundles written before class conditioning: unconditional
         if not isinstance(pipeline, str) or not isinstance(version, int):
             raise ValueError("'pipeline' must be a string and 'format_version' an integer")
         if resolution is not None and (not isinstance(resolution, int) or resolution <= 0):
             raise ValueError(f"'image_resolution' must be a positive integer, got {resolution!r}")
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+            raise ValueError(f"'num_classes' must be a non-negative integer, got {num_classes!r}")
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"{path} is damaged ({error}); copy the bundle again from its run") from error
     if version > BUNDLE_FORMAT_VERSION:
@@ -224,7 +232,7 @@ def read_bundle_header(directory: Path) -> BundleHeader:
             f"{path}: bundle format {version} is newer than this epigraf reads ({BUNDLE_FORMAT_VERSION}); "
             "upgrade epigraf (pip install -U epigraf)"
         )
-    return BundleHeader(pipeline, version, resolution)
+    return BundleHeader(pipeline, version, resolution, num_classes)
 
 
 def load_bundle(path: Path, device: torch.device | str = "cpu", backend: str | None = None) -> GeneratorBundle:
@@ -241,7 +249,8 @@ def load_bundle(path: Path, device: torch.device | str = "cpu", backend: str | N
     cameras = CameraDistribution.load(directory)
     if enclosing_checkpoint(directory) is None:
         verify_bundle_manifest(directory)
-    return GeneratorBundle(generator, renderer_config, cameras, header.pipeline, directory, header.image_resolution)
+    return GeneratorBundle(generator, renderer_config, cameras, header.pipeline, directory, header.image_resolution,
+                           header.num_classes)
 
 
 def _read_config(path: Path, cls: type):

@@ -69,28 +69,44 @@ class GeneratorModel(Protocol):
         """Final images [b, 3, resolution, resolution] in [0, 1] of scene i from camera i, with depth and opacity."""
 
     def with_options(self, **changes: object) -> GeneratorModel:
-        """A copy with other settings (``truncation_psi``, ``truncation_cutoff``, ``renderer``) sharing the weights."""
+        """A copy with other settings (``truncation_psi``, ``truncation_cutoff``, ``renderer``; ``class_index`` for
+        a class-conditional :class:`TriPlaneModel`, ValueError when out of range) sharing the weights."""
 
     def save(self, directory: Path) -> Path:
         """Writes a bundle that :func:`open_model` reads back."""
 
 
 def condition_labels(c_dim: int, condition: Cameras | None, cameras: CameraDistribution, count: int,
-                     device: torch.device) -> Tensor | None:
-    """The camera label a pose-conditioned mapping sees: ``condition``'s, else the distribution's centre pose.
+                     device: torch.device, num_classes: int = 0, class_index: int | None = None) -> Tensor | None:
+    """The condition [count, c_dim] a conditioned mapping sees: camera label, then one-hot class.
 
-    One rule for every consumer; None for a generator without camera conditioning (``c_dim == 0``).
+    The camera part (``c_dim - num_classes`` numbers, 25 or none) is ``condition``'s label, else the
+    distribution's centre pose. A class-conditional generator (``num_classes > 0``) also sees the
+    one-hot of ``class_index``, class 0 when None (a fixed class keeps every consumer's renders
+    comparable). One rule for every consumer; None for an unconditional generator (``c_dim == 0``).
+
+    Example: ``c_dim=28, num_classes=3, class_index=2`` gives ``[*centre_label(25), 0, 0, 1]`` per row.
     """
     if c_dim == 0:
         return None
-    if condition is None:
-        condition = cameras.center_pose()
-        labels = condition.to_label().expand(count, -1)
-    else:
-        labels = condition.to_label()
-    if labels.shape[1] != c_dim:
-        raise ValueError(f"the generator is conditioned on {c_dim} numbers, but camera labels have {labels.shape[1]}")
-    return labels.to(device)
+    camera_dim = c_dim - num_classes
+    parts = []
+    if camera_dim > 0:
+        if condition is None:
+            labels = cameras.center_pose().to_label().expand(count, -1)
+        else:
+            labels = condition.to_label()
+        if labels.shape[1] != camera_dim:
+            classes = f" ({num_classes} of them its classes)" if num_classes else ""
+            raise ValueError(f"the generator is conditioned on {c_dim} numbers{classes}, but camera labels have "
+                             f"{labels.shape[1]}")
+        parts.append(labels.to(device))
+    elif camera_dim < 0:
+        raise ValueError(f"the generator is conditioned on {c_dim} numbers, fewer than its {num_classes} classes")
+    if num_classes > 0:
+        index = torch.full((count,), 0 if class_index is None else class_index, dtype=torch.long, device=device)
+        parts.append(torch.nn.functional.one_hot(index, num_classes).float())
+    return torch.cat(parts, dim=1)
 
 
 @dataclass
@@ -107,6 +123,17 @@ class TriPlaneModel:
     """Truncate only the first N ws (None: all)."""
     image_resolution: int | None = None
     """Resolution of the images it was trained on (None: unknown)."""
+    num_classes: int = 0
+    """Classes of a class-conditional generator (0: unconditional; the last ``num_classes`` numbers of its c_dim)."""
+    class_index: int | None = None
+    """The class every scene is generated in (None: class 0); only for a class-conditional generator."""
+
+    def __post_init__(self) -> None:
+        if self.class_index is not None and not 0 <= self.class_index < max(self.num_classes, 0):
+            if self.num_classes == 0:
+                raise ValueError(f"class index {self.class_index} given, but this generator is not class-conditional")
+            raise ValueError(f"class index {self.class_index} is out of range: the generator has {self.num_classes} "
+                             f"classes (0..{self.num_classes - 1})")
 
     @property
     def z_dim(self) -> int:
@@ -129,7 +156,8 @@ class TriPlaneModel:
         return True
 
     def mapping(self, z: Tensor, condition: Cameras | None = None) -> Tensor:
-        c = condition_labels(self.generator.config.c_dim, condition, self.cameras, len(z), self.device)
+        c = condition_labels(self.generator.config.c_dim, condition, self.cameras, len(z), self.device,
+                             self.num_classes, self.class_index)
         return self.generator.mapping(z.to(self.device), c, self.truncation_psi, self.truncation_cutoff)
 
     def synthesize(self, ws: Tensor) -> Tensor:
@@ -150,7 +178,7 @@ class TriPlaneModel:
         from pipelines.bundle import save_bundle
 
         return save_bundle(directory, self.generator, self.renderer.config, self.cameras, self.pipeline,
-                           image_resolution=self.image_resolution)
+                           image_resolution=self.image_resolution, num_classes=self.num_classes)
 
 
 # ------------------------------------------------------------------------------------ what consumers call

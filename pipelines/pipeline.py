@@ -20,6 +20,8 @@ class TrainBatch:
     """Real images [b, 3, R, R] in [-1, 1]."""
     labels: Tensor
     """EG3D camera labels [b, 25] of the real images."""
+    classes: Tensor | None = None
+    """Class indices [b] (int64) of the real images for a class-conditional dataset, else None."""
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ class RenderConfig:
     """Truncation towards the mean w (1: none; 0.7 is common for nicer but less varied samples)."""
     truncation_cutoff: int | None = None
     """Truncate only the first N ws (None: all)."""
+    class_index: int | None = None
+    """Class to generate with a class-conditional generator, 0..num_classes-1 (None: class 0)."""
     orbit: OrbitConfig = field(default_factory=OrbitConfig)
     """Camera orbit; unset values come from the camera distribution stored with the checkpoint (its mean pose)."""
     num_coarse: int | None = None
@@ -155,6 +157,11 @@ def run(config: RenderConfig) -> list[Path]:
     model = open_generator(config.checkpoint, device)
     model = with_sample_counts(model, config.num_coarse, config.num_fine).with_options(
         truncation_psi=config.truncation_psi, truncation_cutoff=config.truncation_cutoff)
+    if config.class_index is not None:
+        if not getattr(model, "num_classes", 0):
+            raise SystemExit(f"error: --class-index {config.class_index} given, but {config.checkpoint} holds a "
+                             "generator that is not class-conditional; leave --class-index out")
+        model = model.with_options(class_index=config.class_index)  # out of range: ValueError, one error line
     orbit = config.orbit.resolve(model.cameras)
     z = latents_from_seeds(config.seeds, model.z_dim)
     paths: list[Path] = []

@@ -91,7 +91,8 @@ def resize_images(images: Tensor, resolution: int) -> Tensor:
 
 # ------------------------------------------------------------------------------------------- bundle
 def save_eg3d_bundle(directory: Path, generator: Eg3dGenerator, renderer_config: VolumeRendererConfig,
-                     cameras: CameraDistribution, neural_resolution: int, image_resolution: int | None = None) -> Path:
+                     cameras: CameraDistribution, neural_resolution: int, image_resolution: int | None = None,
+                     num_classes: int = 0) -> Path:
     """A generator bundle (readable by ``load_bundle`` for raw renders) plus the super-resolution network.
 
     Its weights go into the same ``weights.safetensors`` as extra tensors ``superresolution.*``; its
@@ -100,7 +101,7 @@ def save_eg3d_bundle(directory: Path, generator: Eg3dGenerator, renderer_config:
     directory = Path(directory)
     extra = {SUPERRESOLUTION_PREFIX + k: v for k, v in generator.superresolution.state_dict().items()}
     save_bundle(directory, generator.triplane, renderer_config, cameras, "eg3d", extra_tensors=extra,
-                image_resolution=image_resolution)
+                image_resolution=image_resolution, num_classes=num_classes)
     meta = {
         "format_version": FORMAT_VERSION,
         "neural_resolution": int(neural_resolution),

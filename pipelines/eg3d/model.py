@@ -51,7 +51,7 @@ class Eg3dModel(TriPlaneModel):
 
     def save(self, directory: Path) -> Path:
         return save_eg3d_bundle(directory, self.generator, self.renderer.config, self.cameras, self.neural_resolution,
-                                self.image_resolution)
+                                self.image_resolution, self.num_classes)
 
 
 def load_model(directory: Path, device: torch.device | str = "cpu", backend: str | None = None) -> Eg3dModel:
@@ -59,4 +59,5 @@ def load_model(directory: Path, device: torch.device | str = "cpu", backend: str
     loaded = load_eg3d_bundle(directory, device=device, backend=backend)
     inner = loaded.bundle
     return Eg3dModel(generator=loaded.generator, renderer=inner.renderer, cameras=inner.cameras,
-                     image_resolution=inner.image_resolution, neural_resolution=loaded.neural_resolution)
+                     image_resolution=inner.image_resolution, neural_resolution=loaded.neural_resolution,
+                     num_classes=inner.num_classes)

@@ -136,11 +136,12 @@ def cpu_preset() -> Eg3dTrainConfig:
     )
 
 
-def resolve_eg3d_config(config: Eg3dTrainConfig) -> Eg3dConfig:
-    """Applies --resolution and the pose options to the nested configs."""
+def resolve_eg3d_config(config: Eg3dTrainConfig, num_classes: int = 0) -> Eg3dConfig:
+    """Applies --resolution, the pose options and the dataset's ``num_classes`` (one-hot after the camera label)
+    to the nested configs."""
     model = config.model
     losses = model.losses
-    generator = replace(model.generator, c_dim=LABEL_SIZE if losses.pose_conditioning else 0)
+    generator = replace(model.generator, c_dim=(LABEL_SIZE if losses.pose_conditioning else 0) + num_classes)
     superresolution = replace(
         model.superresolution, output_resolution=config.resolution, in_channels=generator.num_feature_channels
     )
@@ -149,7 +150,7 @@ def resolve_eg3d_config(config: Eg3dTrainConfig) -> Eg3dConfig:
         resolution=config.resolution,
         image_resolution=config.resolution,
         in_channels=6,
-        c_dim=LABEL_SIZE if losses.camera_conditioned_discriminator else 0,
+        c_dim=(LABEL_SIZE if losses.camera_conditioned_discriminator else 0) + num_classes,
         patch_conditioning=False,
     )
     final = model.neural_resolution_final
@@ -197,7 +198,7 @@ class Eg3dPipeline(PatchGanPipeline):
 
     # ----------------------------------------------------------------------------------- hooks
     def _resolve_config(self, config: Eg3dTrainConfig) -> Eg3dConfig:
-        return resolve_eg3d_config(config)
+        return resolve_eg3d_config(config, self.num_classes)
 
     def _build_generator(self, seed: int, device: torch.device) -> Eg3dGenerator:
         return Eg3dGenerator.build(self.config.generator, self.config.superresolution, seed=seed, device=device)
@@ -215,9 +216,11 @@ class Eg3dPipeline(PatchGanPipeline):
         """The tri-plane generator's mapping network (the super-resolution network only reads ws)."""
         return self.G.triplane.mapping_network
 
-    def render_views(self, generator: Eg3dGenerator, z: Tensor, cameras: Cameras, kimg: float) -> tuple[Tensor, Tensor]:
-        """Super-resolved images [b, 3, R, R] and raw rgb [b, 3, r, r], both in [-1, 1] (training randomness on)."""
-        return self.render_views_from_ws(generator, self.map_latents(generator, z, cameras), cameras, kimg)
+    def render_views(self, generator: Eg3dGenerator, z: Tensor, cameras: Cameras, kimg: float,
+                     classes: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Super-resolved images [b, 3, R, R] and raw rgb [b, 3, r, r], both in [-1, 1], of classes [b]
+        (class-conditional datasets) (training randomness on)."""
+        return self.render_views_from_ws(generator, self.map_latents(generator, z, cameras, classes), cameras, kimg)
 
     def render_views_from_ws(
         self, generator: Eg3dGenerator, ws: Tensor, cameras: Cameras, kimg: float
@@ -268,8 +271,9 @@ class Eg3dPipeline(PatchGanPipeline):
         b, n = self.batch_size, losses.density_reg_points
         z = torch.randn(b, self.z_dim, generator=self.rng, device=self.device)
         cameras = self.sample_cameras(b, self.camera_rng).to(self.device)
+        classes = self.sample_classes(b)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
-            ws = self.G.mapping(z, self._generator_label(cameras))
+            ws = self.G.mapping(z, self._generator_label(cameras, classes))
             planes = self.G.synthesis(ws, noise_mode="random", rng=self.rng)
         field_ = self.G.field(planes.float())
         # EG3D: points uniform in twice the box ([-1, 1]^3 for its box of side 1) and their neighbours, compared
@@ -291,7 +295,7 @@ class Eg3dPipeline(PatchGanPipeline):
         """The EMA generator: super-resolved final images at the current neural resolution (shares the weights)."""
         return Eg3dModel(generator=self.G_ema, renderer=self.renderer, cameras=self.camera_distribution,
                          image_resolution=self.train_config.resolution,
-                         neural_resolution=self.neural_resolution(self.kimg))
+                         neural_resolution=self.neural_resolution(self.kimg), num_classes=self.num_classes)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "kimg": self.kimg}

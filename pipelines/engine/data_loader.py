@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -92,7 +93,8 @@ class _PinnableBatch(TrainBatch):
     """A :class:`TrainBatch` the DataLoader's pin-memory thread knows how to pin (it calls ``pin_memory()``)."""
 
     def pin_memory(self) -> _PinnableBatch:
-        return _PinnableBatch(images=self.images.pin_memory(), labels=self.labels.pin_memory())
+        classes = None if self.classes is None else self.classes.pin_memory()
+        return _PinnableBatch(images=self.images.pin_memory(), labels=self.labels.pin_memory(), classes=classes)
 
 
 def collate_train_batch(items: list[tuple[Tensor, Tensor]]) -> TrainBatch:
@@ -105,10 +107,23 @@ def collate_train_batch(items: list[tuple[Tensor, Tensor]]) -> TrainBatch:
     return _PinnableBatch(images=images, labels=labels)
 
 
+def attach_classes(batch: TrainBatch, dataset: Dataset, indices: list[int]) -> TrainBatch:
+    """``batch`` with the classes [b] of its dataset ``indices`` from ``dataset.class_labels`` (when it has them).
+
+    Classes are looked up here, by index, rather than returned by ``dataset[i]``: every dataset keeps
+    its ``(image, label)`` items. Example: class_labels ``[2, 0, 1]`` and indices ``[1, 2]`` give ``[0, 1]``.
+    """
+    class_labels = getattr(dataset, "class_labels", None)
+    if class_labels is None:
+        return batch
+    return replace(batch, classes=class_labels[torch.as_tensor(indices, dtype=torch.long)])
+
+
 def move_batch(batch: TrainBatch, device: torch.device) -> TrainBatch:
     """``batch`` on ``device``; the copy overlaps compute when the batch sits in pinned memory."""
+    classes = None if batch.classes is None else batch.classes.to(device, non_blocking=True)
     return TrainBatch(images=batch.images.to(device, non_blocking=True),
-                      labels=batch.labels.to(device, non_blocking=True))
+                      labels=batch.labels.to(device, non_blocking=True), classes=classes)
 
 
 def available_cpus() -> int:
@@ -208,6 +223,8 @@ class TrainingBatches:
         if self._iterator is None:
             self._iterator = iter(self.make_loader(self._next_step))
         batch = next(self._iterator)
+        # The indices are a pure function of the step, so the classes need not travel through the workers.
+        batch = attach_classes(batch, self.dataset, self.schedule.indices(self._next_step))
         self._next_step += 1
         return move_batch(batch, self.device)
 
@@ -259,4 +276,6 @@ class BatchStream:
         return self.schedule.indices(step)
 
     def batch(self, step: int, device: torch.device) -> TrainBatch:
-        return move_batch(collate_train_batch([self.dataset[i] for i in self.indices(step)]), device)
+        indices = self.indices(step)
+        batch = collate_train_batch([self.dataset[i] for i in indices])
+        return move_batch(attach_classes(batch, self.dataset, indices), device)

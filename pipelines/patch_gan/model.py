@@ -14,4 +14,4 @@ def load_model(directory: Path, device: torch.device | str = "cpu", backend: str
     """The tri-plane generator of a bundle with the renderer and cameras it was trained with."""
     bundle = load_bundle(directory, device=device, backend=backend)
     return TriPlaneModel(bundle.generator, bundle.renderer, bundle.cameras, pipeline=bundle.pipeline,
-                         image_resolution=bundle.image_resolution)
+                         image_resolution=bundle.image_resolution, num_classes=bundle.num_classes)

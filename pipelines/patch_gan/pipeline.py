@@ -148,8 +148,9 @@ def cpu_preset() -> PatchGanTrainConfig:
     )
 
 
-def resolve_model_config(config: PatchGanTrainConfig) -> PatchGanConfig:
-    """Applies the top-level options (--resolution, --patch-resolution) to the nested configs."""
+def resolve_model_config(config: PatchGanTrainConfig, num_classes: int = 0) -> PatchGanConfig:
+    """Applies the top-level options (--resolution, --patch-resolution) and the dataset's ``num_classes`` to the
+    nested configs: G and D are conditioned on the camera label (25, when on) followed by the one-hot class."""
     model = config.model
     label_dim = LABEL_SIZE
     patches = replace(model.patches, patch_resolution=config.patch_resolution, image_resolution=config.resolution)
@@ -157,11 +158,25 @@ def resolve_model_config(config: PatchGanTrainConfig) -> PatchGanConfig:
         model.discriminator,
         resolution=config.patch_resolution,
         image_resolution=config.resolution,
-        c_dim=label_dim if model.losses.camera_conditioned_discriminator else 0,
+        c_dim=(label_dim if model.losses.camera_conditioned_discriminator else 0) + num_classes,
         patch_conditioning=patches.mode != "full",
     )
-    generator = replace(model.generator, c_dim=label_dim if model.losses.pose_conditioning else 0)
+    generator = replace(model.generator, c_dim=(label_dim if model.losses.pose_conditioning else 0) + num_classes)
     return replace(model, patches=patches, discriminator=discriminator, generator=generator)
+
+
+def class_frequencies(dataset: Any, num_classes: int) -> Tensor:
+    """Relative frequency [num_classes] of each class in ``dataset.class_labels`` (empty when unconditional).
+
+    Example: class_labels ``[2, 0, 2, 2]`` with 3 classes give ``[0.25, 0.0, 0.75]``.
+    """
+    if num_classes == 0:
+        return torch.zeros(0)
+    class_labels = getattr(dataset, "class_labels", None)
+    if class_labels is None or len(class_labels) == 0:
+        raise ValueError(f"the dataset declares {num_classes} classes but has no class_labels: check its dataset.json")
+    counts = torch.bincount(class_labels.long().cpu(), minlength=num_classes).float()
+    return counts / counts.sum()
 
 
 class PatchGanPipeline(Pipeline):
@@ -179,6 +194,10 @@ class PatchGanPipeline(Pipeline):
         context: DistributedContext = DistributedContext(),
     ) -> None:
         self.train_config = config
+        self.num_classes = int(getattr(dataset, "num_classes", 0) or 0)
+        """Classes of a class-conditional dataset (0: unconditional); G and D see them one-hot."""
+        self.class_frequencies = class_frequencies(dataset, self.num_classes)
+        """Relative frequency [num_classes] of each class among the real images: fake classes are drawn from it."""
         self.config = self._resolve_config(config)
         self.device = device
         self.context = context
@@ -212,8 +231,8 @@ class PatchGanPipeline(Pipeline):
 
     # ----------------------------------------------------------------------------------- pieces
     def _resolve_config(self, config: PatchGanTrainConfig) -> PatchGanConfig:
-        """The nested model config with the top-level options applied (a hook for derived pipelines)."""
-        return resolve_model_config(config)
+        """The nested model config with the top-level options and classes applied (a hook for derived pipelines)."""
+        return resolve_model_config(config, self.num_classes)
 
     def _build_generator(self, seed: int, device: torch.device) -> torch.nn.Module:
         """The trained generator (a hook: a derived pipeline may wrap the tri-plane generator)."""
@@ -230,30 +249,55 @@ class PatchGanPipeline(Pipeline):
         """Training cameras: the generator's camera distribution (the dataset's poses, or an orbit)."""
         return self.camera_distribution.sample(batch_size, rng)
 
-    def _generator_label(self, cameras: Cameras) -> Tensor | None:
-        """The mapping's camera condition, swapped for a random camera with EG3D's probability."""
-        if not self.config.losses.pose_conditioning:
+    def sample_classes(self, batch_size: int) -> Tensor | None:
+        """Fake classes [b] (int64) drawn from the real images' class frequencies (None: unconditional)."""
+        if self.num_classes == 0:
             return None
-        labels = cameras.to_label()
-        losses = self.config.losses
-        probability = pose_swap_probability(self.kimg, losses.pose_swap_probability, losses.pose_swap_fade_kimg)
-        swap = torch.rand(len(cameras), generator=self.camera_rng) < probability
-        others = self.sample_cameras(len(cameras), self.camera_rng).to(self.device).to_label()
-        return torch.where(swap.to(self.device)[:, None], others, labels)
+        classes = torch.multinomial(self.class_frequencies, batch_size, replacement=True, generator=self.camera_rng)
+        return classes.to(self.device)
 
-    def _discriminator_label(self, labels: Tensor) -> Tensor | None:
-        return labels if self.config.losses.camera_conditioned_discriminator else None
+    def _class_condition(self, classes: Tensor | None, what: str) -> list[Tensor]:
+        """The one-hot classes [b, num_classes] as the last part of a condition ([] when unconditional)."""
+        if self.num_classes == 0:
+            return []
+        if classes is None:
+            raise ValueError(f"{what}: the dataset has {self.num_classes} classes, but no class indices were given")
+        return [torch.nn.functional.one_hot(classes.to(self.device), self.num_classes).float()]
 
-    def map_latents(self, generator: TriPlaneGenerator, z: Tensor, cameras: Cameras) -> Tensor:
-        """Training ws [b, num_ws, w_dim]: z mapped under the (possibly swapped) camera condition, untruncated."""
+    def _generator_label(self, cameras: Cameras, classes: Tensor | None = None) -> Tensor | None:
+        """The mapping's condition: the camera label, swapped for a random camera with EG3D's probability (with
+        pose conditioning), then the one-hot class (class-conditional datasets)."""
+        parts = self._class_condition(classes, "the generator's condition")
+        if self.config.losses.pose_conditioning:
+            labels = cameras.to_label()
+            losses = self.config.losses
+            probability = pose_swap_probability(self.kimg, losses.pose_swap_probability, losses.pose_swap_fade_kimg)
+            swap = torch.rand(len(cameras), generator=self.camera_rng) < probability
+            others = self.sample_cameras(len(cameras), self.camera_rng).to(self.device).to_label()
+            parts.insert(0, torch.where(swap.to(self.device)[:, None], others, labels))
+        return torch.cat(parts, dim=1) if parts else None
+
+    def _discriminator_label(self, labels: Tensor, classes: Tensor | None = None) -> Tensor | None:
+        """D's condition: the camera label (camera-conditioned D), then the one-hot class (class-conditional)."""
+        parts = self._class_condition(classes, "the discriminator's condition")
+        if self.config.losses.camera_conditioned_discriminator:
+            parts.insert(0, labels)
+        return torch.cat(parts, dim=1) if parts else None
+
+    def map_latents(self, generator: TriPlaneGenerator, z: Tensor, cameras: Cameras,
+                    classes: Tensor | None = None) -> Tensor:
+        """Training ws [b, num_ws, w_dim]: z mapped under the (possibly swapped) camera condition and the
+        classes [b] (class-conditional datasets), untruncated."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
-            return generator.mapping(z, self._generator_label(cameras))
+            return generator.mapping(z, self._generator_label(cameras, classes))
 
     def render_patches(
-        self, generator: TriPlaneGenerator, z: Tensor, cameras: Cameras, patch: Patch, kimg: float
+        self, generator: TriPlaneGenerator, z: Tensor, cameras: Cameras, patch: Patch, kimg: float,
+        classes: Tensor | None = None,
     ) -> Tensor:
-        """Fake patches [b, 3, r, r] in [-1, 1] (training randomness on)."""
-        return self.render_patches_from_ws(generator, self.map_latents(generator, z, cameras), cameras, patch, kimg)
+        """Fake patches [b, 3, r, r] in [-1, 1] of classes [b] (class-conditional) (training randomness on)."""
+        ws = self.map_latents(generator, z, cameras, classes)
+        return self.render_patches_from_ws(generator, ws, cameras, patch, kimg)
 
     def render_patches_from_ws(
         self, generator: TriPlaneGenerator, ws: Tensor, cameras: Cameras, patch: Patch, kimg: float
@@ -311,10 +355,11 @@ class PatchGanPipeline(Pipeline):
         return self.G.mapping_network
 
     def _fakes_and_mean_w(
-        self, generator: TriPlaneGenerator, z: Tensor, cameras: Cameras, patch: Patch, kimg: float
+        self, generator: TriPlaneGenerator, z: Tensor, cameras: Cameras, patch: Patch, kimg: float,
+        classes: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """The generator phase's forward: fake patches and the local batch mean of their w [w_dim], detached."""
-        ws = self.map_latents(generator, z, cameras)
+        ws = self.map_latents(generator, z, cameras, classes)
         mean_w = ws[:, 0].detach().float().mean(dim=0)
         return self.render_patches_from_ws(generator, ws, cameras, patch, kimg), mean_w
 
@@ -328,9 +373,10 @@ class PatchGanPipeline(Pipeline):
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         z, cameras, patch = self._sample_fake_inputs(kimg)
-        fake, mean_w = self.G_phase(self._fakes_and_mean_w, self.G, z, cameras, patch, kimg)
+        classes = self.sample_classes(len(z))
+        fake, mean_w = self.G_phase(self._fakes_and_mean_w, self.G, z, cameras, patch, kimg, classes)
         self._track_w_avg(mean_w)  # the one w_avg step of a training step
-        logits = self._discriminate(fake, patch, self._discriminator_label(cameras.to_label()), kimg)
+        logits = self._discriminate(fake, patch, self._discriminator_label(cameras.to_label(), classes), kimg)
         loss = generator_loss(logits).mean()
         self.opt_G.zero_grad(set_to_none=True)
         loss.backward()
@@ -345,8 +391,9 @@ class PatchGanPipeline(Pipeline):
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
         z, cameras, patch = self._sample_fake_inputs(kimg)
+        classes = self.sample_classes(len(z))
         with torch.no_grad():
-            fake = self.render_patches(self.G, z, cameras, patch, kimg)
+            fake = self.render_patches(self.G, z, cameras, patch, kimg, classes)
         real_patch = self._sample_patch(kimg)
         regularize = is_regularization_step(step, self.config.d_optimizer.reg_interval) and self.config.losses.r1_gamma > 0
         real_parts = tuple(p.detach().requires_grad_(regularize)
@@ -354,8 +401,8 @@ class PatchGanPipeline(Pipeline):
         real = self._assemble_real(real_parts)
         fake_logits, real_logits = self.D_phase(
             self._discriminate_fake_and_real,
-            fake, patch, self._discriminator_label(cameras.to_label()),
-            real, real_patch, self._discriminator_label(batch.labels), kimg,
+            fake, patch, self._discriminator_label(cameras.to_label(), classes),
+            real, real_patch, self._discriminator_label(batch.labels, batch.classes), kimg,
         )
         loss = discriminator_fake_loss(fake_logits).mean() + discriminator_real_loss(real_logits).mean()
         metrics = {"D/loss": loss.item(), "D/real_logits": real_logits.mean().item()}
@@ -390,7 +437,7 @@ class PatchGanPipeline(Pipeline):
     def model(self) -> TriPlaneModel:
         """The EMA generator with this run's renderer and camera distribution (shares the weights)."""
         return TriPlaneModel(self.G_ema, self.renderer, self.camera_distribution, pipeline=self.name,
-                             image_resolution=self.train_config.resolution)
+                             image_resolution=self.train_config.resolution, num_classes=self.num_classes)
 
     def state_dict(self) -> dict[str, Any]:
         return {

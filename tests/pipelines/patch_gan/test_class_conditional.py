@@ -1,0 +1,143 @@
+"""Class-conditional patch-gan: G's mapping and D see one-hot classes; the bundle keeps them for inference."""
+
+import math
+
+import pytest
+import torch
+
+from pipelines.engine.data_loader import BatchStream, TrainingBatches
+from pipelines.model import condition_labels, open_model, render
+from pipelines.patch_gan.pipeline import PatchGanPipeline, class_frequencies
+from pipelines.pipeline import Progress
+from renderers.cameras import LABEL_SIZE
+from tests.pipelines.tiny import TinyDataset, tiny_train_config
+
+CPU = torch.device("cpu")
+NUM_CLASSES = 3
+
+
+class TinyClassDataset(TinyDataset):
+    """TinyDataset whose discs carry classes ``0, 1, 2, 0, 1, ...``; items stay ``(image, label)``."""
+
+    def __init__(self, size: int = 8) -> None:
+        super().__init__(size=size)
+        self.num_classes = NUM_CLASSES
+        self.class_labels = torch.arange(size) % NUM_CLASSES
+
+
+def _pipeline(dataset=None, **overrides):
+    config = tiny_train_config(**overrides)
+    return PatchGanPipeline(config, CPU, TinyClassDataset() if dataset is None else dataset), config
+
+
+def test_two_steps_train_with_finite_losses_and_the_mapping_sees_the_one_hot(monkeypatch):
+    pipeline, config = _pipeline()
+    assert pipeline.config.generator.c_dim == NUM_CLASSES  # no pose conditioning: classes only
+    seen = []
+    mapping = pipeline.G.mapping_network.forward
+    monkeypatch.setattr(pipeline.G.mapping_network, "forward",
+                        lambda z, c=None, *args: seen.append(c) or mapping(z, c, *args))
+    stream = BatchStream(TinyClassDataset(), config.batch, seed=0)
+    for step in range(2):
+        batch = stream.batch(step, CPU)
+        assert batch.classes is not None and batch.classes.tolist() == [i % NUM_CLASSES
+                                                                        for i in stream.indices(step)]
+        metrics = pipeline.train_step(batch, Progress(step, step * config.batch))
+        assert all(math.isfinite(v) for v in metrics.values())
+    assert seen and all(c is not None and c.shape == (config.batch, NUM_CLASSES) for c in seen)
+    assert all(torch.equal(c.sum(dim=1), torch.ones(config.batch)) and set(c.unique().tolist()) <= {0.0, 1.0}
+               for c in seen)
+
+
+def test_discriminator_and_pose_conditioned_generator_put_the_classes_after_the_camera_label():
+    assert _pipeline()[0].config.discriminator.c_dim == NUM_CLASSES
+    config = tiny_train_config()
+    config.model.losses.pose_conditioning = True
+    config.model.losses.camera_conditioned_discriminator = True
+    pipeline = PatchGanPipeline(config, CPU, TinyClassDataset())
+    assert pipeline.config.generator.c_dim == LABEL_SIZE + NUM_CLASSES
+    assert pipeline.config.discriminator.c_dim == LABEL_SIZE + NUM_CLASSES
+    labels = torch.zeros(2, LABEL_SIZE)
+    d_label = pipeline._discriminator_label(labels, torch.tensor([2, 0]))
+    assert torch.equal(d_label[:, LABEL_SIZE:], torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))
+    batch = BatchStream(TinyClassDataset(), config.batch, seed=0).batch(0, CPU)
+    assert math.isfinite(pipeline.train_step(batch, Progress(0, 0))["D/loss"])
+
+
+def test_fake_classes_follow_the_dataset_frequencies():
+    dataset = TinyClassDataset()
+    dataset.class_labels = torch.tensor([2, 2, 2, 2, 2, 2, 0, 2])
+    assert torch.allclose(class_frequencies(dataset, 3), torch.tensor([0.125, 0.0, 0.875]))
+    pipeline, _ = _pipeline(dataset)
+    classes = pipeline.sample_classes(400)
+    assert 1 not in classes.tolist() and 250 < (classes == 2).sum() < 400
+
+
+def test_training_batches_carry_the_classes_of_their_indices():
+    dataset = TinyClassDataset()
+    with TrainingBatches(dataset, global_batch=4, seed=3, workers=0) as batches:
+        batch = batches.batch(1)
+        indices = batches.schedule.indices(1)
+    assert batch.classes.tolist() == dataset.class_labels[indices].tolist()
+    assert len(dataset[0]) == 2  # dataset items are unchanged
+
+
+def test_bundle_reopens_and_renders_each_class_differently(tmp_path):
+    pipeline, _ = _pipeline()
+    pipeline.model().save(tmp_path)
+    model = open_model(tmp_path)
+    assert model.num_classes == NUM_CLASSES and model.class_index is None
+    z = torch.randn(1, model.z_dim, generator=torch.Generator().manual_seed(0))
+    cameras = model.cameras.center_pose()
+    images = [render(model.with_options(class_index=k), z, cameras, 16).rgb for k in range(NUM_CLASSES)]
+    assert not torch.allclose(images[0], images[1]) and not torch.allclose(images[1], images[2])
+    assert torch.equal(render(model, z, cameras, 16).rgb, images[0])  # default: class 0
+    with pytest.raises(ValueError, match="out of range"):
+        model.with_options(class_index=NUM_CLASSES)
+
+
+def test_condition_labels_append_the_one_hot_class():
+    centre = condition_labels(LABEL_SIZE + 2, None, _cameras(), 3, CPU, num_classes=2, class_index=1)
+    assert centre.shape == (3, LABEL_SIZE + 2) and torch.equal(centre[:, LABEL_SIZE:], torch.tensor([[0.0, 1.0]] * 3))
+    assert torch.equal(condition_labels(2, None, _cameras(), 2, CPU, num_classes=2),
+                       torch.tensor([[1.0, 0.0]] * 2))
+
+
+def _cameras():
+    """A tiny run's camera distribution (the dataset's frontal poses)."""
+    return PatchGanPipeline(tiny_train_config(), CPU, TinyDataset()).camera_distribution
+
+
+def test_unconditional_dataset_leaves_c_dim_zero(tmp_path):
+    pipeline, _ = _pipeline(TinyDataset())
+    assert pipeline.num_classes == 0
+    assert pipeline.config.generator.c_dim == 0 and pipeline.config.discriminator.c_dim == 0
+    assert pipeline.sample_classes(2) is None
+    pipeline.model().save(tmp_path)
+    assert open_model(tmp_path).num_classes == 0
+
+
+def test_render_command_rejects_an_out_of_range_class_index(tmp_path):
+    from pipelines.cli.render import main
+
+    pipeline, _ = _pipeline()
+    pipeline.model().save(tmp_path / "bundle")
+    with pytest.raises(SystemExit, match="error: .*class index 7 is out of range"):
+        main([str(tmp_path / "bundle"), "--out", str(tmp_path / "out"), "--class-index", "7", "--no-progress"])
+    code = main([str(tmp_path / "bundle"), "--out", str(tmp_path / "out"), "--class-index", "2", "--seeds", "0",
+                  "--outputs", "grid", "--resolution", "16", "--no-maps", "--no-progress"])
+    assert code == 0 and (tmp_path / "out" / "grid.png").is_file()
+
+
+def test_eg3d_trains_and_saves_class_conditionally(tmp_path):
+    from pipelines.eg3d.pipeline import Eg3dPipeline
+    from tests.pipelines.eg3d.tiny import tiny_eg3d_config
+
+    config = tiny_eg3d_config()
+    config.model.g_optimizer.reg_interval = 1  # the density regularization draws classes too
+    pipeline = Eg3dPipeline(config, CPU, TinyClassDataset())
+    assert pipeline.config.generator.c_dim == pipeline.config.discriminator.c_dim == LABEL_SIZE + NUM_CLASSES
+    batch = BatchStream(TinyClassDataset(), config.batch, seed=0).batch(0, CPU)
+    assert all(math.isfinite(v) for v in pipeline.train_step(batch, Progress(0, 0)).values())
+    pipeline.model().save(tmp_path)
+    assert open_model(tmp_path).num_classes == NUM_CLASSES
