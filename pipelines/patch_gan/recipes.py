@@ -80,8 +80,8 @@ def afhq(config: PatchGanTrainConfig) -> PatchGanTrainConfig:
 
 def megascans(config: PatchGanTrainConfig) -> PatchGanTrainConfig:
     """Megascans Plants / Food 256^2: cameras uniform on the sphere (fov 30, near 0.75, far 1.25), scene scale
-    0.475, white background, R1 gamma 0.05. (EpiGRAF's Plants model is also class-conditional, 198 classes;
-    this recipe trains unconditionally.)"""
+    0.475, white background, R1 gamma 0.05. EpiGRAF's Plants model is class-conditional (198 classes): a dataset
+    whose dataset.json has class indices trains class-conditionally, one without trains unconditionally."""
     return epigraf(config, {
         "resolution": 256,
         "model.losses.r1_gamma": 0.05,
