@@ -134,21 +134,21 @@ def available_cpus() -> int:
 
 
 def default_data_workers(device: torch.device) -> int:
-    """Loader worker processes for ``--data-workers`` left unset: ``min(cap, cores - 1)``.
+    """Loader worker processes for ``--data-workers`` left unset.
 
     Each training process counts ``available_cpus() / LOCAL_WORLD_SIZE`` cores (torchrun's
-    processes share the machine) and leaves one of them to itself. The cap is
-    ``MAX_DEFAULT_WORKERS`` with CUDA, where decoding must keep up with the GPU, and 1 on CPU,
-    where the training step already keeps every core busy. ``benchmarks/data.py`` on 2 shared
-    cores: a batch of 8 uncached 256^2 PNGs took 18 ms to decode on the training thread when the
-    machine was lightly loaded and 220-275 ms under load (the step's OpenMP threads compete with
-    the decoder), 13-80 ms in one worker, against a CPU-preset patch-gan step of 0.2-2 s; at 64^2
-    decoding costs 2-3 ms either way. Training fed by one worker ran as fast as without (within
-    the noise of a shared machine); a second worker only competes with the step.
+    processes share the machine). With CUDA it takes ``min(MAX_DEFAULT_WORKERS, cores - 1)``:
+    decoding must keep up with the GPU. On a CPU the training step already keeps every core busy:
+    one worker from 4 cores up, none below. ``benchmarks/data.py`` on a quiet 2-core machine: the
+    CPU-preset step fed by the loader ran at 36.1 img/s with no worker and 26.3 with one at 64^2,
+    38.2 and 35.0 at 256^2 (a worker's decoding and transfer compete with the step's threads),
+    while the loader alone delivers 600-4300 img/s.
     """
     processes = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
-    cap = MAX_DEFAULT_WORKERS if torch.device(device).type == "cuda" else 1
-    return max(0, min(cap, available_cpus() // processes - 1))
+    cores = available_cpus() // processes
+    if torch.device(device).type == "cuda":
+        return max(0, min(MAX_DEFAULT_WORKERS, cores - 1))
+    return 1 if cores >= 4 else 0
 
 
 class TrainingBatches:

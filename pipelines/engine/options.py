@@ -31,7 +31,7 @@ class TrainConfig:
     batch: int = 64
     """Total batch size over all processes."""
     data_workers: int | None = None
-    """Processes decoding real images for each training process (--data-workers N; 0: on the training thread). None picks for the machine: min(4, cores - 1) with CUDA, where decoding must keep up with the GPU; min(1, cores - 1) on CPU, where the step already uses every core: one worker hides the decoding (a batch of 8 uncached 256^2 PNGs: 18 ms on the training thread on a quiet machine, 220-275 ms on a busy one, against a 0.2-2 s CPU-preset step; benchmarks/data.py on 2 cores), a second one only competes with the step."""
+    """Processes decoding real images for each training process (--data-workers N; 0: on the training thread). None picks for the machine: min(4, cores - 1) with CUDA, where decoding must keep up with the GPU; on a CPU one worker from 4 cores up and none below, where the step already uses every core (benchmarks/data.py on 2 quiet cores: the CPU-preset step ran faster fed without a worker)."""
     resume: str | None = None
     """Continue a run: a checkpoint directory, a run folder, or 'latest' (the run --out names, which must exist; without --out the newest run of this pipeline under ./runs). The run's config.json decides every setting: --kimg, --device, --data-workers, --mixed-precision, --viewer* and --trainer.* given here are applied (and printed); any other option given must match the run."""
     seed: int = 0

@@ -171,8 +171,9 @@ def test_no_pinned_memory_on_cpu():
 def test_default_workers_leave_a_core_to_training(monkeypatch):
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     monkeypatch.setattr(data_loader, "available_cpus", lambda: 2)
-    assert default_data_workers(torch.device("cpu")) == 1
-    assert TrainingBatches(_RandomImages(4), global_batch=2, seed=0, device="cpu").workers == 1
+    monkeypatch.setattr(data_loader, "available_cpus", lambda: 2)
+    assert default_data_workers(torch.device("cpu")) == 0  # two cores: the step needs both
+    assert TrainingBatches(_RandomImages(4), global_batch=2, seed=0, device="cpu").workers == 0
     monkeypatch.setattr(data_loader, "available_cpus", lambda: 16)
     assert default_data_workers(torch.device("cpu")) == 1
     assert default_data_workers(torch.device("cuda")) == 4
