@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,12 +16,12 @@ from pipelines.devices import Device, choose_device
 from pipelines.errors import DEBUG_HELP, check_writable_folder, run_command
 from pipelines.engine.snapshots import images_to_grid, save_grid
 from pipelines.cli.open_generator import open_generator
-from pipelines.evaluation.commands import with_sample_counts
 from pipelines.evaluation.trajectories import OrbitConfig, grid_cameras, orbit_cameras, turntable_cameras, zigzag_cameras
 from pipelines.evaluation.video import depth_to_images, opacity_to_images, write_video
 from pipelines.model import GeneratorModel, latents_from_seeds, render, render_ws
 from pipelines.progress import advance, progress_bar
 from renderers.cameras import Cameras
+from renderers.volume_renderer import VolumeRenderer
 
 Output = Literal["grid", "turntable", "zigzag", "interpolation"]
 
@@ -74,6 +74,20 @@ class RenderConfig:
     """cpu, cuda, or auto (cuda when available)."""
     progress: bool = True
     """Show progress bars on stderr (also off with $EPIGRAF_NO_PROGRESS=1)."""
+
+
+def with_sample_counts(model: GeneratorModel, num_coarse: int | None, num_fine: int | None,
+                       chunk_size: int | None = None) -> GeneratorModel:
+    """The model with its renderer's sample counts overridden (more samples: sharper, slower)."""
+    config = model.renderer.config
+    changes = {k: v for k, v in (("num_coarse", num_coarse), ("num_fine", num_fine), ("chunk_size", chunk_size))
+               if v is not None}
+    if not changes:
+        return model
+    try:
+        return model.with_options(renderer=VolumeRenderer(replace(config, **changes)))
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def validate(config: RenderConfig) -> None:
