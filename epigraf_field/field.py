@@ -14,6 +14,10 @@ Axis convention and box (world space: right-handed, +y up, box centred at the or
   activation); renderers rely on this. Its rgb/features are whatever the padded sample decodes to.
   Inside the box, sampling uses ``padding_mode`` ('zeros' as EG3D, or 'border') for the half texel
   next to the faces.
+* Options that reproduce the released EG3D and EpiGRAF weights exactly (all off by default, recorded
+  in the generator config): ``plane_axes="xy_xz_zx"`` (EG3D's third plane is sampled at ``(q_z, q_x)``),
+  ``mask_outside_box=False`` (EG3D decodes padded features outside the box), ``align_corners=True``
+  and ``color_activation="linear"`` (EpiGRAF).
 """
 
 from __future__ import annotations
@@ -30,7 +34,11 @@ from epigraf_field.decoder import MLPDecoder
 
 Aggregation = Literal["mean", "sum", "concat"]
 PaddingMode = Literal["zeros", "border"]
+PlaneAxes = Literal["xy_xz_yz", "xy_xz_zx"]
+ColorActivation = Literal["widened_sigmoid", "linear"]
 AGGREGATIONS = ("mean", "sum", "concat")
+PLANE_AXES = ("xy_xz_yz", "xy_xz_zx")
+COLOR_ACTIVATIONS = ("widened_sigmoid", "linear")
 # EG3D widens the sigmoid so 0 and 1 are reachable with finite logits (EG3D, OSGDecoder).
 RGB_PAD = 0.001
 
@@ -45,6 +53,9 @@ class FieldOutputs:
     """Colour in [0, 1] (up to the widened sigmoid's 0.001 margins)."""
     features: Float[Tensor, "b n f"] | None = None
     """Extra feature channels (``num_feature_channels > 0``); ``rgb == features[..., :3]``."""
+    density_logits: Float[Tensor, "b n 1"] | None = None
+    """``density == softplus(density_logits)`` when the field is not masked to its box (``mask_outside_box``
+    False); renderers that average densities before the activation (EG3D's mid-point marcher) use it."""
 
 
 @dataclass
@@ -61,6 +72,24 @@ class TriPlaneFieldConfig:
     """Added to the raw density before softplus (EG3D uses -1; EpiGRAF 0)."""
     num_feature_channels: int = 0
     """0: the decoder outputs density + rgb. > 0 (>= 3): density + this many features, rgb = features[..., :3]."""
+    plane_axes: PlaneAxes = "xy_xz_yz"
+    """Which coordinates each plane is sampled at: xy_xz_yz (ours) or xy_xz_zx, EG3D's released code, whose third
+    plane repeats the xz plane transposed (the yz plane is never used; its weights depend on it)."""
+    align_corners: bool = False
+    """grid_sample's align_corners: False (texel centres, EG3D and ours) or True (EpiGRAF: corner texels on the faces)."""
+    mask_outside_box: bool = True
+    """Density exactly 0 outside the box (ours). EG3D decodes the zero-padded features there as anywhere else."""
+    color_activation: ColorActivation = "widened_sigmoid"
+    """Colour from the decoder: widened_sigmoid (EG3D, ours) or linear (EpiGRAF: rgb = (raw + 1) / 2, its [-1, 1]
+    colours mapped to [0, 1] with no clamp)."""
+
+    def __post_init__(self) -> None:
+        if self.plane_axes not in PLANE_AXES:
+            raise ValueError(f"TriPlaneFieldConfig.plane_axes must be one of {PLANE_AXES}, got {self.plane_axes!r}")
+        if self.color_activation not in COLOR_ACTIVATIONS:
+            raise ValueError(
+                f"TriPlaneFieldConfig.color_activation must be one of {COLOR_ACTIVATIONS}, got {self.color_activation!r}"
+            )
 
 
 def widened_sigmoid(x: Tensor) -> Tensor:
@@ -69,31 +98,32 @@ def widened_sigmoid(x: Tensor) -> Tensor:
 
 
 def project_onto_planes(
-    points: Float[Tensor, "b n 3"], box_half_size: float
+    points: Float[Tensor, "b n 3"], box_half_size: float, plane_axes: PlaneAxes = "xy_xz_yz"
 ) -> Float[Tensor, "b 3 n 2"]:
     """Normalized plane coordinates of world points: planes (xy, xz, yz), each in [-1, 1] inside the box.
 
     Example: the point (0.25, -0.5, 0.1) with box_half_size 0.5 lands at (0.5, -1) on plane 0,
-    (0.5, 0.2) on plane 1 and (-1, 0.2) on plane 2.
+    (0.5, 0.2) on plane 1 and (-1, 0.2) on plane 2; with ``plane_axes="xy_xz_zx"`` (EG3D) plane 2
+    gets (0.2, 0.5) instead.
     """
     q = points / box_half_size
     x, y, z = q.unbind(dim=-1)
-    return torch.stack(
-        [torch.stack([x, y], dim=-1), torch.stack([x, z], dim=-1), torch.stack([y, z], dim=-1)], dim=1
-    )
+    third = torch.stack([z, x], dim=-1) if plane_axes == "xy_xz_zx" else torch.stack([y, z], dim=-1)
+    return torch.stack([torch.stack([x, y], dim=-1), torch.stack([x, z], dim=-1), third], dim=1)
 
 
 def sample_planes(
     planes: Float[Tensor, "b 3 c r r"],
     coords: Float[Tensor, "b 3 n 2"],
     padding_mode: PaddingMode = "zeros",
+    align_corners: bool = False,
 ) -> Float[Tensor, "b 3 c n"]:
     """Bilinear samples of each plane at its coordinates (one grid_sample call for all planes)."""
     b, p, c, h, w = planes.shape
     n = coords.shape[2]
     grid = coords.reshape(b * p, 1, n, 2).to(planes.dtype)
     out = F.grid_sample(
-        planes.reshape(b * p, c, h, w), grid, mode="bilinear", padding_mode=padding_mode, align_corners=False
+        planes.reshape(b * p, c, h, w), grid, mode="bilinear", padding_mode=padding_mode, align_corners=align_corners
     )
     return out.reshape(b, p, c, n)
 
@@ -159,36 +189,48 @@ class TriPlaneField:
     def batch_size(self) -> int:
         return self.planes.shape[0]
 
-    def _raw(self, points: Tensor) -> tuple[Tensor, Tensor]:
+    def _raw(self, points: Tensor) -> tuple[Tensor, Tensor | None]:
         if points.ndim != 3 or points.shape[0] != self.planes.shape[0] or points.shape[2] != 3:
             raise ValueError(
                 f"points must have shape [{self.planes.shape[0]}, n, 3] (one row per scene), got {list(points.shape)}"
             )
-        coords = project_onto_planes(points, self.config.box_half_size)
-        samples = sample_planes(self.planes, coords, self.config.padding_mode)
-        raw = self.decoder(aggregate_plane_features(samples, self.config.aggregation))
-        inside = (points.abs() <= self.config.box_half_size).all(dim=-1, keepdim=True)
+        cfg = self.config
+        coords = project_onto_planes(points, cfg.box_half_size, cfg.plane_axes)
+        samples = sample_planes(self.planes, coords, cfg.padding_mode, cfg.align_corners)
+        raw = self.decoder(aggregate_plane_features(samples, cfg.aggregation))
+        if not cfg.mask_outside_box:
+            return raw, None
+        inside = (points.abs() <= cfg.box_half_size).all(dim=-1, keepdim=True)
         return raw, inside
 
-    def _activate_density(self, raw_density: Tensor, inside: Tensor) -> Tensor:
+    def _density_logits(self, raw_density: Tensor) -> Tensor:
         if self.density_noise_std > 0:
             noise = torch.randn(
                 raw_density.shape, generator=self.rng, device=raw_density.device, dtype=raw_density.dtype
             )
             raw_density = raw_density + noise * self.density_noise_std
-        density = F.softplus(raw_density + self.config.density_shift)
-        return torch.where(inside, density, torch.zeros_like(density))
+        return raw_density + self.config.density_shift
+
+    def _activate_density(self, raw_density: Tensor, inside: Tensor | None) -> Tensor:
+        density = F.softplus(self._density_logits(raw_density))
+        return density if inside is None else torch.where(inside, density, torch.zeros_like(density))
 
     def __call__(
         self, points: Float[Tensor, "b n 3"], directions: Float[Tensor, "b n 3"] | None = None
     ) -> FieldOutputs:
         """Density, rgb and features at world points (directions are accepted and unused)."""
         raw, inside = self._raw(points)
-        density = self._activate_density(raw[..., :1], inside)
-        colour = widened_sigmoid(raw[..., 1:])
-        if self.config.num_feature_channels > 0:
-            return FieldOutputs(density=density, rgb=colour[..., :3], features=colour)
-        return FieldOutputs(density=density, rgb=colour, features=None)
+        logits = self._density_logits(raw[..., :1])
+        density = F.softplus(logits)
+        if inside is not None:
+            density = torch.where(inside, density, torch.zeros_like(density))
+            logits = None  # the mask is not a softplus of anything
+        if self.config.color_activation == "linear":
+            colour = (raw[..., 1:] + 1.0) * 0.5
+        else:
+            colour = widened_sigmoid(raw[..., 1:])
+        features = colour if self.config.num_feature_channels > 0 else None
+        return FieldOutputs(density=density, rgb=colour[..., :3], features=features, density_logits=logits)
 
     def density(self, points: Float[Tensor, "b n 3"]) -> Float[Tensor, "b n 1"]:
         """Density only (occupancy updates, marching cubes)."""

@@ -17,7 +17,9 @@ from epigraf_field.config_io import config_from_dict, config_to_dict
 from epigraf_field.decoder import ACTIVATIONS, BACKENDS, Backend, MLPDecoder
 from epigraf_field.field import (
     Aggregation,
+    ColorActivation,
     PaddingMode,
+    PlaneAxes,
     TriPlaneField,
     TriPlaneFieldConfig,
     decoder_input_features,
@@ -82,6 +84,14 @@ class TriPlaneGeneratorConfig:
     """How the three plane samples are combined: mean, sum or concat."""
     padding_mode: PaddingMode = "zeros"
     """grid_sample padding at the box faces: zeros or border."""
+    plane_axes: PlaneAxes = "xy_xz_yz"
+    """Plane sampling coordinates: xy_xz_yz (ours) or xy_xz_zx (EG3D's released weights: the yz plane is never used)."""
+    align_corners: bool = False
+    """grid_sample align_corners of the plane lookups (EpiGRAF: True)."""
+    mask_outside_box: bool = True
+    """Zero density outside the box (EG3D's weights were trained without this mask: False reproduces them)."""
+    color_activation: ColorActivation = "widened_sigmoid"
+    """widened_sigmoid (EG3D, ours) or linear (EpiGRAF: rgb = (raw + 1) / 2)."""
 
     def __post_init__(self) -> None:
         if self.decoder_activation not in ACTIVATIONS:
@@ -107,6 +117,10 @@ class TriPlaneGeneratorConfig:
             padding_mode=self.padding_mode,
             density_shift=self.density_shift,
             num_feature_channels=self.num_feature_channels,
+            plane_axes=self.plane_axes,
+            align_corners=self.align_corners,
+            mask_outside_box=self.mask_outside_box,
+            color_activation=self.color_activation,
         )
 
     @classmethod

@@ -230,17 +230,21 @@ class ModelLoadError(ValueError):
 
 
 def open_model(path: Path | str, device: torch.device | str = "cpu", backend: str | None = None) -> GeneratorModel:
-    """Opens a run folder (its newest checkpoint), a checkpoint or a generator bundle as its pipeline's model.
+    """Opens a run folder (its newest checkpoint), a checkpoint, a generator bundle or an official EG3D / EpiGRAF
+    ``.pkl`` snapshot (converted without executing it, see :mod:`pipelines.checkpoint_import`) as its model.
 
     The bundle's ``pipeline.json`` names the pipeline that wrote it; that pipeline's registered
-    loader builds the model. Nothing is unpickled. Raises :class:`ModelLoadError` naming the file
+    loader builds the model. Nothing is unpickled (a .pkl goes through the allow-list reader). Raises :class:`ModelLoadError` naming the file
     for a missing, damaged, unknown-pipeline or newer-format bundle.
     """
     from pipelines.bundle import read_bundle_header, resolve_bundle_dir
+    from pipelines.checkpoint_import.registry import converted_bundle, is_official_snapshot_path
     from pipelines.registry import get_pipeline_spec
 
     try:
-        directory = resolve_bundle_dir(Path(path))
+        # An official .pkl snapshot is read without executing it, converted once and cached as a bundle.
+        source = converted_bundle(path) if is_official_snapshot_path(path) else Path(path)
+        directory = resolve_bundle_dir(source)
         header = read_bundle_header(directory)
         try:
             spec = get_pipeline_spec(header.pipeline)

@@ -19,6 +19,8 @@ class RadianceFieldOutputs(Protocol):
     """Colour in [0, 1]."""
     features: Float[Tensor, "b n f"] | None
     """Extra per-point channels to composite (e.g. EG3D's 32-channel feature), or None."""
+    # Optional: ``density_logits`` [b, n, 1] with density == softplus(density_logits); the 'midpoint' marcher
+    # averages them before the activation, as EG3D does (read with getattr, absent on most fields).
 
 
 @runtime_checkable

@@ -9,6 +9,9 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
+PIXEL_GRIDS = ("centers", "corners")
+"""Where pixels sit: at their centres (ours, EG3D) or spread from edge to edge (EpiGRAF)."""
+
 # Offsets computed as ``1 - scale`` in float32 may overshoot by a few ulps; accept that much.
 OFFSET_TOLERANCE = 1e-5
 
@@ -85,6 +88,7 @@ def pixel_centers(
     batch_size: int,
     patch: Patch | None = None,
     device: torch.device | str | None = None,
+    grid: str = "centers",
 ) -> Float[Tensor, "b n 2"]:
     """Image-unit (u, v) centres of the ``resolution x resolution`` pixels of each patch, row-major.
 
@@ -99,19 +103,29 @@ def pixel_centers(
                 [0.7500, 0.2500],
                 [0.2500, 0.7500],
                 [0.7500, 0.7500]])
+
+    ``grid="corners"`` spreads the pixels from edge to edge instead, ``u = u0 + scale * j / (r - 1)``
+    (EpiGRAF's rays, which run through ``linspace(-1, 1, r)`` of the image plane).
     """
     _check_resolution(resolution)
+    if grid not in PIXEL_GRIDS:
+        raise ValueError(f"grid must be one of {PIXEL_GRIDS}, got {grid!r}")
     if patch is None:
         patch = Patch.full(batch_size, device)
     if patch.batch_size != batch_size:
         raise ValueError(f"patch has {patch.batch_size} items but batch_size is {batch_size}; pass one patch per item")
     device = patch.device if device is None else torch.device(device)
     scales, offsets = patch.scales.to(device), patch.offsets.to(device)
-    steps = torch.arange(resolution, device=device, dtype=scales.dtype) + 0.5
-    # Pixel coordinates in units of this patch's pixels, measured from the image's top-left corner.
-    origin = offsets * resolution / scales[:, None]  # [b, 2]
-    u = (origin[:, 0:1] + steps[None, :]) * scales[:, None] / resolution  # [b, r] over columns j
-    v = (origin[:, 1:2] + steps[None, :]) * scales[:, None] / resolution  # [b, r] over rows i
+    if grid == "corners":
+        steps = torch.linspace(0.0, 1.0, resolution, device=device, dtype=scales.dtype)
+        u = offsets[:, 0:1] + scales[:, None] * steps[None, :]
+        v = offsets[:, 1:2] + scales[:, None] * steps[None, :]
+    else:
+        steps = torch.arange(resolution, device=device, dtype=scales.dtype) + 0.5
+        # Pixel coordinates in units of this patch's pixels, measured from the image's top-left corner.
+        origin = offsets * resolution / scales[:, None]  # [b, 2]
+        u = (origin[:, 0:1] + steps[None, :]) * scales[:, None] / resolution  # [b, r] over columns j
+        v = (origin[:, 1:2] + steps[None, :]) * scales[:, None] / resolution  # [b, r] over rows i
     uu = u[:, None, :].expand(-1, resolution, -1)
     vv = v[:, :, None].expand(-1, -1, resolution)
     return torch.stack([uu, vv], dim=-1).reshape(batch_size, resolution * resolution, 2)

@@ -106,7 +106,8 @@ def intersect_box(
 
 
 def generate_rays(
-    cameras: Cameras, resolution: int, patch: Patch | None = None, box_half_size: float = 0.5
+    cameras: Cameras, resolution: int, patch: Patch | None = None, box_half_size: float = 0.5,
+    pixel_grid: str = "centers",
 ) -> RayBundle:
     """Rays through the pixel centres of a whole image or of a patch, ``resolution x resolution``.
 
@@ -114,14 +115,16 @@ def generate_rays(
     equal the matching rays of a finer full image bit for bit (see :func:`pixel_centers`).
     Near/far come from the cameras when they are fixed; otherwise they are the ray's entry and exit
     of the scene box ``[-box_half_size, box_half_size]^3`` (clamped to start at the camera), and rays
-    that miss the box get ``near = far`` so they render only background.
+    that miss the box get ``near = far`` so they render only background. ``pixel_grid="corners"`` puts
+    the rays through EpiGRAF's edge-to-edge pixel positions (see :func:`pixel_centers`).
     """
     if not isinstance(cameras, Cameras):
         raise ValueError(f"cameras must be a renderers.cameras.Cameras, got {type(cameras).__name__}")
     if not box_half_size > 0:
         raise ValueError(f"box_half_size must be positive, got {box_half_size}")
     b = cameras.batch_size
-    uv = pixel_centers(resolution, b, None if patch is None else patch.to(cameras.device), device=cameras.device)
+    uv = pixel_centers(resolution, b, None if patch is None else patch.to(cameras.device), device=cameras.device,
+                       grid=pixel_grid)
     uv = uv.to(cameras.cam2world.dtype)
     k = cameras.intrinsics
     # Pinhole model with normalized intrinsics: camera-space direction ((u - cx) / fx, (v - cy) / fy, 1).

@@ -12,6 +12,15 @@ from torch import Tensor
 from renderers.cameras import Cameras
 from renderers.compositing import BACKDROP, BACKGROUNDS, Composite, composite
 from renderers.field import check_field
+from renderers.patches import PIXEL_GRIDS
+from renderers.point_marchers import (
+    composite_left_points,
+    composite_midpoints,
+    left_point_depths,
+    left_point_importance_depths,
+    midpoint_depths,
+    midpoint_importance_depths,
+)
 from renderers.occupancy import OccupancyGrid, default_step_size, occupancy_samples
 from renderers.patches import Patch
 from renderers.rays import RayBundle, generate_rays
@@ -22,6 +31,9 @@ TRAVERSAL_BACKENDS = ("auto", "torch", "nerfacc")
 SamplerName = Literal["stratified", "importance", "occupancy"]
 BackgroundName = Literal["white", "black", "random", "color", "last_sample"]
 TraversalBackend = Literal["auto", "torch", "nerfacc"]
+MarcherName = Literal["quadrature", "midpoint", "left_point"]
+MARCHERS = ("quadrature", "midpoint", "left_point")
+PixelGrid = Literal["centers", "corners"]
 
 
 @dataclass
@@ -58,6 +70,16 @@ class VolumeRendererConfig:
     """Rays (over all scenes) rendered per chunk; bounds the memory of one field call."""
     box_half_size: float = 0.5
     """Half the side of the scene box [-h, h]^3 (EG3D's box of side 1)."""
+    marcher: MarcherName = "quadrature"
+    """'quadrature' (ours: intervals tiling [near, far], one field value each), 'midpoint' (EG3D's ray marcher:
+    points from near to far inclusive, each neighbouring pair an interval with the mean of their colours and of their
+    density logits) or 'left_point' (EpiGRAF's: each point holds until the next, the last is an opaque backdrop).
+    The last two reproduce released weights' renders, with their own importance passes; they apply to the stratified
+    and importance samplers with a colour background and >= 3 coarse samples (otherwise, e.g. when a viewer switches
+    to the occupancy sampler, the quadrature marcher renders). See renderers.point_marchers."""
+    pixel_grid: PixelGrid = "centers"
+    """Where the rays of an image pass: pixel centres (ours, EG3D) or 'corners', spread from edge to edge of the
+    image plane (EpiGRAF's rays)."""
 
     def __post_init__(self) -> None:
         self.background_color = tuple(float(c) for c in self.background_color)
@@ -82,6 +104,16 @@ class VolumeRendererConfig:
             raise ValueError(f"VolumeRendererConfig.occupancy_threshold must lie in [0, 1), got {self.occupancy_threshold}")
         if not self.box_half_size > 0:
             raise ValueError(f"VolumeRendererConfig.box_half_size must be positive, got {self.box_half_size}")
+        if self.marcher not in MARCHERS:
+            raise ValueError(f"VolumeRendererConfig.marcher must be one of {MARCHERS}, got {self.marcher!r}")
+        if self.pixel_grid not in PIXEL_GRIDS:
+            raise ValueError(f"VolumeRendererConfig.pixel_grid must be one of {PIXEL_GRIDS}, got {self.pixel_grid!r}")
+
+    @property
+    def uses_point_marcher(self) -> bool:
+        """Whether renders use the 'midpoint' or 'left_point' marcher (see ``marcher``)."""
+        return (self.marcher != "quadrature" and self.sampler != "occupancy" and self.background != BACKDROP
+                and self.num_coarse >= 3)
 
     @property
     def step_size(self) -> float:
@@ -133,6 +165,7 @@ class _FieldSamples:
     rgb: Tensor  # [b, r, s, 3]
     features: Tensor | None  # [b, r, s, f]
     count: int
+    density_logits: Tensor | None = None  # [b, r, s], when asked for and the field gives them
 
 
 class VolumeRenderer:
@@ -213,13 +246,15 @@ class VolumeRenderer:
         occupancy: OccupancyGrid | None = None,
     ) -> RenderedImages:
         """Renders a ``resolution x resolution`` image (or patch) per camera as [b, c, h, w] tensors."""
-        rays = generate_rays(cameras, resolution, patch, self.config.box_half_size)
+        rays = generate_rays(cameras, resolution, patch, self.config.box_half_size, self.config.pixel_grid)
         return self.render_rays(field, rays, rng, occupancy).to_images(resolution, resolution)
 
     def _render_chunk(
         self, field: object, rays: RayBundle, rng: torch.Generator | None, occupancy: OccupancyGrid | None
     ) -> RenderOutput:
         cfg = self.config
+        if cfg.uses_point_marcher:
+            return self._render_chunk_points(field, rays, rng)
         if cfg.sampler == "occupancy":
             samples = occupancy_samples(rays, occupancy, cfg.step_size, rng, cfg.traversal_backend)
             values = _evaluate(field, rays, samples)
@@ -245,6 +280,37 @@ class VolumeRenderer:
             rgb=out.rgb, depth=out.depth, opacity=out.opacity, weights=out.weights, features=out.features,
             samples=samples, num_field_evaluations=values.count,
         )
+
+
+    def _render_chunk_points(self, field: object, rays: RayBundle, rng: torch.Generator | None) -> RenderOutput:
+        """EG3D's or EpiGRAF's coarse pass, importance pass and final march over the merged points
+        (see renderers.point_marchers)."""
+        cfg = self.config
+        midpoint = cfg.marcher == "midpoint"
+        t = midpoint_depths(rays, cfg.num_coarse, rng) if midpoint else left_point_depths(rays, cfg.num_coarse, rng)
+        values = _evaluate(field, rays, RaySamples(t, t, t_points=t), keep_logits=midpoint)
+        if cfg.sampler == "importance" and cfg.num_fine > 0:
+            with torch.no_grad():
+                if midpoint:
+                    coarse = composite_midpoints(t, values.density, values.rgb, "black", values.density_logits)
+                    t_fine = midpoint_importance_depths(t, coarse.weights, cfg.num_fine, rng)
+                else:
+                    coarse = composite_left_points(t, values.density, values.rgb, "black")
+                    t_fine = left_point_importance_depths(t, coarse.weights, cfg.num_fine, rng)
+            fine = _evaluate(field, rays, RaySamples(t_fine, t_fine, t_points=t_fine), keep_logits=midpoint)
+            t, order = torch.sort(torch.cat([t, t_fine], dim=-1), dim=-1)
+            values = _merge_values(values, fine, order)
+        if midpoint:
+            out = composite_midpoints(t, values.density, values.rgb, self.background, values.density_logits,
+                                      values.features, rng)
+            # The weights belong to the intervals between neighbouring points.
+            samples = RaySamples(t[..., :-1], t[..., 1:])
+        else:
+            out = composite_left_points(t, values.density, values.rgb, self.background, values.features, rng)
+            # Point i stands for [t_i, t_{i+1}]; the last one's interval is cut at its own distance here.
+            samples = RaySamples(t, torch.cat([t[..., 1:], t[..., -1:]], dim=-1), t_points=t)
+        return RenderOutput(rgb=out.rgb, depth=out.depth, opacity=out.opacity, weights=out.weights,
+                            features=out.features, samples=samples, num_field_evaluations=values.count)
 
 
 def backdrop_distances(rays: RayBundle) -> Float[Tensor, "b r 1"]:
@@ -291,9 +357,10 @@ def _append_backdrop(
     )
 
 
-def _evaluate(field: object, rays: RayBundle, samples: RaySamples) -> _FieldSamples:
+def _evaluate(field: object, rays: RayBundle, samples: RaySamples, keep_logits: bool = False) -> _FieldSamples:
     """Queries the field at the samples; with a mask, only real samples are sent (per scene, padded
-    to the largest scene's count) and the results are scattered back (zero density elsewhere)."""
+    to the largest scene's count) and the results are scattered back (zero density elsewhere).
+    ``keep_logits`` keeps the field's ``density_logits`` when it gives them (unmasked samples only)."""
     b, r, s = samples.t_starts.shape
     if samples.mask is None:
         points = sample_points(rays, samples).reshape(b, r * s, 3)
@@ -301,7 +368,9 @@ def _evaluate(field: object, rays: RayBundle, samples: RaySamples) -> _FieldSamp
         out = field(points, directions)
         _check_outputs(out, b, r * s)
         feats = None if out.features is None else out.features.reshape(b, r, s, -1)
-        return _FieldSamples(out.density.reshape(b, r, s), out.rgb.reshape(b, r, s, 3), feats, b * r * s)
+        logits = getattr(out, "density_logits", None) if keep_logits else None
+        return _FieldSamples(out.density.reshape(b, r, s), out.rgb.reshape(b, r, s, 3), feats, b * r * s,
+                             None if logits is None else logits.reshape(b, r, s))
     mask = samples.mask.reshape(b, r * s)
     counts = mask.sum(dim=1)
     n_max = int(counts.max().item()) if mask.numel() else 0
@@ -348,8 +417,11 @@ def _merge_values(coarse: _FieldSamples, fine: _FieldSamples, order: Tensor) -> 
     features = None
     if coarse.features is not None and fine.features is not None:
         features = pick(coarse.features, fine.features)
+    logits = None
+    if coarse.density_logits is not None and fine.density_logits is not None:
+        logits = pick(coarse.density_logits, fine.density_logits)
     return _FieldSamples(
-        pick(coarse.density, fine.density), pick(coarse.rgb, fine.rgb), features, coarse.count + fine.count
+        pick(coarse.density, fine.density), pick(coarse.rgb, fine.rgb), features, coarse.count + fine.count, logits
     )
 
 

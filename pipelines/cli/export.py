@@ -24,7 +24,8 @@ class ExportConfig:
     """Export meshes and tri-planes of a trained generator."""
 
     checkpoint: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="CHECKPOINT")]
-    """A run folder (its newest checkpoint), a checkpoint directory or a generator bundle directory."""
+    """A run folder (its newest checkpoint), a checkpoint directory, a generator bundle directory or an official EG3D /
+    EpiGRAF .pkl snapshot (converted without running it)."""
     out: Path = Path("export")
     """Output folder."""
     seeds: tuple[int, ...] = (0,)

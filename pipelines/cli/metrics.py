@@ -24,7 +24,8 @@ class MetricsCommand:
     """Compute metrics of a trained generator against a dataset."""
 
     checkpoint: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="CHECKPOINT")]
-    """A run folder (its newest checkpoint), a checkpoint directory or a generator bundle directory."""
+    """A run folder (its newest checkpoint), a checkpoint directory, a generator bundle directory or an official EG3D /
+    EpiGRAF .pkl snapshot (converted without running it)."""
     data: Path
     """The dataset (zip or folder) the generator is compared with; geometry needs the synthetic dataset's metadata.json beside it."""
     metrics: tuple[str, ...] = ("fid", "kid", "swd", "mv_psnr")

@@ -11,7 +11,7 @@ from pipelines.model import GeneratorModel, ModelLoadError, open_model
 
 
 def open_generator(path: Path, device: torch.device) -> GeneratorModel:
-    """A run folder (its newest checkpoint), a checkpoint directory or a generator bundle as a model.
+    """A run folder (its newest checkpoint), a checkpoint directory, a generator bundle or an official .pkl as a model.
 
     Raises CheckpointError for a run without checkpoints and ModelLoadError otherwise, in one line
     (a list of skipped checkpoints is joined with "; ").

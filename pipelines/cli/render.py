@@ -31,7 +31,8 @@ class RenderConfig:
     """Render pictures and videos of a trained generator."""
 
     checkpoint: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="CHECKPOINT")]
-    """A run folder (its newest checkpoint), a checkpoint directory or a generator bundle directory."""
+    """A run folder (its newest checkpoint), a checkpoint directory, a generator bundle directory or an official EG3D /
+    EpiGRAF .pkl snapshot (converted without running it)."""
     out: Path = Path("renders")
     """Output folder."""
     seeds: tuple[int, ...] = (0, 1, 2, 3)

@@ -18,7 +18,8 @@ class ViewArgs:
     """Serve a run, checkpoint or generator bundle to a browser tab that follows your camera."""
 
     path: tyro.conf.Positional[Path]
-    """A generator bundle, a checkpoint directory, or a run folder (its newest checkpoint)."""
+    """A generator bundle, a checkpoint directory, a run folder (its newest checkpoint) or an official EG3D / EpiGRAF
+    .pkl snapshot (converted without running it)."""
     viewer: ViewerConfig = field(default_factory=ViewerConfig)
     """Viewer options (host, port, resolution, ...)."""
     seconds: float | None = None

@@ -43,7 +43,7 @@ def open_generator(path: Path, option: str, backend: str | None = None,
     except ModelLoadError as error:
         raise ModelLoadError(
             f"{option} {path}: {error}. Pass the directory of a trained generator (a run folder, one of its "
-            "checkpoints, or an exported bundle)"
+            "checkpoints, an exported bundle, or an official EG3D / EpiGRAF .pkl)"
         ) from error
 
 

@@ -43,8 +43,8 @@ class EpigrafInvertModelConfig(EpigrafFieldModelConfig):
 
     _target: Type = field(default_factory=lambda: EpigrafInvertModel)
     generator_path: Path = Path("generator")
-    """Trained generator of any pipeline: a bundle, checkpoint or run directory (as ``pipelines.model.open_model``
-    reads). An eg3d generator's tri-plane field is fitted and rendered directly (no super-resolution)."""
+    """Trained generator of any pipeline: a bundle, checkpoint or run directory, or an official EG3D / EpiGRAF .pkl
+    (as ``pipelines.model.open_model`` reads). An eg3d generator's tri-plane field is fitted and rendered directly (no super-resolution)."""
     decoder_backend: Literal["auto", "torch", "tcnn"] = "auto"
     """Decoder implementation of the loaded generator."""
     latent: Literal["w", "w+"] = "w"

@@ -33,7 +33,8 @@ class EpigrafSampleModelConfig(EpigrafFieldModelConfig):
 
     _target: Type = field(default_factory=lambda: EpigrafSampleModel)
     generator: Path = Path("generator")
-    """Trained generator of any pipeline: a run folder (its newest checkpoint), a checkpoint or a bundle. An eg3d
+    """Trained generator of any pipeline: a run folder (its newest checkpoint), a checkpoint, a bundle or an official
+    EG3D / EpiGRAF .pkl. An eg3d
     generator's tri-plane field is rendered directly (no super-resolution)."""
     decoder_backend: Literal["auto", "torch", "tcnn"] = "auto"
     """Decoder implementation of the loaded generator."""
