@@ -11,6 +11,7 @@ from pipelines.viewer.camera_conversion import ViewCamera, cameras_from_view, vi
 from pipelines.viewer.settings import ViewSettings
 from renderers.cameras import Cameras
 from renderers.occupancy import OccupancyGrid
+from renderers.preview import render_rays_in_grid
 from renderers.volume_renderer import RenderedImages, VolumeRenderer, VolumeRendererConfig
 
 MAX_ASPECT = 2.5
@@ -32,6 +33,25 @@ def render_view(
     rays = view_rays(cameras, height, width, renderer_config.box_half_size)
     renderer = VolumeRenderer(renderer_config)
     return renderer.render_rays(field, rays, occupancy=occupancy).to_images(height, width)
+
+
+@torch.inference_mode()
+def render_grid_view(
+    field: object,
+    camera: ViewCamera,
+    height: int,
+    renderer_config: VolumeRendererConfig,
+    grid: OccupancyGrid,
+    num_samples: int,
+) -> RenderedImages:
+    """The fast preview of :func:`render_view`: ``num_samples`` per ray over its chord through the
+    occupied part of ``grid``'s box, the field queried only in occupied cells (see renderers.preview)."""
+    height, width = view_image_size(height, camera.aspect, max_width=int(MAX_ASPECT * height))
+    cameras = cameras_from_view(camera, _field_device(field))
+    rays = view_rays(cameras, height, width, renderer_config.box_half_size)
+    background = VolumeRenderer(renderer_config).background
+    out = render_rays_in_grid(field, rays, grid, num_samples, background, renderer_config.chunk_size)
+    return out.to_images(height, width)
 
 
 @torch.inference_mode()

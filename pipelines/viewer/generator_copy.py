@@ -11,7 +11,7 @@ from torch import Tensor
 
 from pipelines.model import GeneratorModel
 from renderers.cameras import Cameras
-from renderers.occupancy import OccupancyGrid
+from renderers.occupancy import OccupancyGrid, default_step_size
 from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig
 
 CACHE_SIZE = 4
@@ -135,3 +135,31 @@ class LatentCache:
         grid = VolumeRenderer(config).build_occupancy(field, 1)
         self._remember(self._grids, key, grid)
         return grid
+
+    @torch.inference_mode()
+    def preview_grid(
+        self, field: object, version: int, latent_key: tuple, config: VolumeRendererConfig, resolution: int,
+        num_samples: int,
+    ) -> OccupancyGrid:
+        """The occupancy grid a fast preview samples in, built once per latent.
+
+        Cells are probed with the preview's own sample spacing, so a cell is left out only when one
+        preview sample there would be nearly transparent (opacity at most the renderer's occupancy threshold).
+        """
+        key = ("preview", version, latent_key, resolution, num_samples, config.occupancy_threshold,
+               config.occupancy_dilation, config.box_half_size)
+        if key in self._grids:
+            self._grids.move_to_end(key)
+            return self._grids[key]
+        step = default_step_size(config.box_half_size, num_samples)
+        grid = OccupancyGrid.from_field(
+            field, 1, resolution=resolution, box_half_size=config.box_half_size, step_size=step,
+            alpha_threshold=config.occupancy_threshold, dilation=config.occupancy_dilation, device=_device_of(field),
+        )
+        self._remember(self._grids, key, grid)
+        return grid
+
+
+def _device_of(field: object) -> torch.device:
+    planes = getattr(field, "planes", None)
+    return planes.device if isinstance(planes, Tensor) else torch.device("cpu")

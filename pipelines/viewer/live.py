@@ -25,6 +25,8 @@ class LiveViewerConfig(ViewerConfig):
     threads, so training slows by more than this share (0.1 measured 8-16% on 2 cores)."""
     torch_threads: int = 1
     """Intra-op threads of the render thread (training keeps its own setting)."""
+    preview_grid_resolution: int = 32
+    """Cells per side of the preview's occupancy grid: rebuilt for every new set of weights, so kept small."""
     output_dir: Path = Path("viewer_output")
     """Where saved views and meshes go (the trainer passes the run folder's viewer/ directory)."""
 

@@ -124,6 +124,11 @@ class RenderWorker:
             view = self._views.get(client_id)
             return 0 if view is None else view.frames
 
+    def is_settled(self) -> bool:
+        """Whether every client's newest view has been rendered at full quality (nothing is left to draw)."""
+        with self._condition:
+            return all(view.camera is None or view.full_version >= view.version for view in self._views.values())
+
     @property
     def client_ids(self) -> list[int]:
         with self._condition:

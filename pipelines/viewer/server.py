@@ -6,8 +6,10 @@ import math
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -23,12 +25,15 @@ from pipelines.viewer.camera_conversion import (
     matrix_to_quaternion,
     view_from_cameras,
 )
-from pipelines.viewer.frame import render_final_view, render_view, to_display_image
+from pipelines.viewer.frame import render_final_view, render_grid_view, render_view, to_display_image
+from pipelines.viewer.framing import home_view
 from pipelines.viewer.generator_copy import GeneratorCopy, LatentCache
 from pipelines.viewer.render_worker import Quality, RenderWorker, RenderWorkerConfig
 from pipelines.viewer.settings import OUTPUTS, VIEW_SAMPLERS, ViewSettings
 from renderers.cameras import Cameras
 from renderers.volume_renderer import VolumeRenderer
+
+PREVIEW_SAMPLERS = ("grid", "settings")
 
 CAMERA_SEED = 2024
 """Seed of the dataset-like cameras drawn for the frustums (fixed so every session shows the same)."""
@@ -46,6 +51,17 @@ class ViewerConfig:
     """Rows of a refined frame (the GUI can change it)."""
     preview_fraction: float = 0.5
     """A moving camera is rendered at this fraction of the resolution."""
+    preview_sampler: Literal["grid", "settings"] = "grid"
+    """How a moving camera is rendered: 'grid' samples only the occupied cells of an occupancy grid built
+    once per latent (fast); 'settings' uses the refined frame's sampler and samples at the lower resolution."""
+    preview_samples: int = 32
+    """Samples per ray of a 'grid' preview, spread over the ray's chord through the occupied part of the box
+    (only those in occupied cells query the field)."""
+    preview_grid_resolution: int = 64
+    """Cells per side of the preview's occupancy grid (built once per latent: resolution^3 density queries)."""
+    preview_threads: int = 1
+    """Intra-op threads while rendering a preview (0: as for refined frames). A preview is small: one thread
+    spares it the hand-offs between threads, which cost the most when other programs keep the cores busy."""
     samples_per_ray: int = 32
     """Samples per ray at start (the GUI can change it)."""
     sampler: str = "stratified"
@@ -86,6 +102,13 @@ class ViewerConfig:
             raise ValueError(f"sampler must be one of {VIEW_SAMPLERS}, got {self.sampler!r}")
         if self.num_frustums < 0 or self.max_seed < 1:
             raise ValueError("num_frustums must be >= 0 and max_seed >= 1")
+        if self.preview_sampler not in PREVIEW_SAMPLERS:
+            raise ValueError(f"preview_sampler must be one of {PREVIEW_SAMPLERS}, got {self.preview_sampler!r}")
+        if self.preview_samples < 2 or self.preview_grid_resolution < 2 or self.preview_threads < 0:
+            raise ValueError(
+                f"preview_samples and preview_grid_resolution must be >= 2 and preview_threads >= 0, got "
+                f"{self.preview_samples}, {self.preview_grid_resolution}, {self.preview_threads}"
+            )
 
 
 def find_free_port(host: str, port: int, attempts: int = 200) -> int:
@@ -104,6 +127,20 @@ def find_free_port(host: str, port: int, attempts: int = 200) -> int:
 def reset_view(cameras: CameraDistribution) -> ViewCamera:
     """A dataset-like pose: the centre pose (mean yaw, pitch, radius and fov) of the camera distribution."""
     return view_from_cameras(cameras.center_pose())
+
+
+@contextmanager
+def intra_op_threads(count: int):
+    """Runs the block with ``count`` torch intra-op threads on this thread (0: unchanged), then restores them."""
+    previous = torch.get_num_threads()
+    if count <= 0 or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def distribution_cameras(cameras: CameraDistribution, count: int) -> Cameras | None:
@@ -134,8 +171,11 @@ class GeneratorViewer:
         self.cameras = cameras.to("cpu") if cameras is not None else distribution_cameras(
             model.cameras, self.config.num_frustums
         )
-        self.home = reset_view(model.cameras)
-        self._condition_camera = cameras_from_view(self.home)
+        self.camera_distribution = model.cameras
+        self.box_half_size = float(self.renderer_config.box_half_size)
+        self.home = home_view(model.cameras, self.box_half_size)
+        # A pose-conditioned generator sees the dataset's mean pose, wherever the browser's camera is.
+        self._condition_camera = cameras_from_view(reset_view(model.cameras))
         self._generator = GeneratorCopy(model, self.config.device)
         self._cache = LatentCache()
         self._settings = ViewSettings(
@@ -238,18 +278,28 @@ class GeneratorViewer:
         model, scene, ws, version = self._scene(settings)
         field = model.field(scene)
         renderer_config = settings.renderer_config(self.renderer_config)
-        occupancy = None
-        if renderer_config.sampler == "occupancy":
-            occupancy = self._cache.occupancy(field, version, settings.latent_key, renderer_config)
         height = settings.resolution
         if quality == "preview":
             height = max(8, int(round(settings.resolution * self.config.preview_fraction)))
+        final = settings.output == "rgb" and not model.renders_directly
+        # The grid preview composites intervals (the 'quadrature' marcher); other marchers keep their own.
+        quadrature = getattr(renderer_config, "marcher", "quadrature") == "quadrature"
+        grid_preview = quality == "preview" and self.config.preview_sampler == "grid" and quadrature and not final
+        occupancy = None
+        if renderer_config.sampler == "occupancy" and not grid_preview:
+            occupancy = self._cache.occupancy(field, version, settings.latent_key, renderer_config)
         start = time.monotonic()
-        if settings.output == "rgb" and not model.renders_directly:
-            images = render_final_view(model, scene, ws, camera, height, VolumeRenderer(renderer_config))
-        else:
-            images = render_view(field, camera, height, renderer_config, occupancy)
-        image = to_display_image(images, settings)
+        with intra_op_threads(self.config.preview_threads if quality == "preview" else 0):
+            if grid_preview:
+                # Built once per latent, on the preview's threads too: it is part of that latent's first preview.
+                grid = self._cache.preview_grid(field, version, settings.latent_key, renderer_config,
+                                                self.config.preview_grid_resolution, self.config.preview_samples)
+                images = render_grid_view(field, camera, height, renderer_config, grid, self.config.preview_samples)
+            elif final:
+                images = render_final_view(model, scene, ws, camera, height, VolumeRenderer(renderer_config))
+            else:
+                images = render_view(field, camera, height, renderer_config, occupancy)
+            image = to_display_image(images, settings)
         self.status = (
             f"{quality} {image.shape[1]}x{image.shape[0]} in {1000 * (time.monotonic() - start):.0f} ms"
             f" · frames {self.worker.frames_rendered + 1} · weights v{version}"
@@ -307,11 +357,21 @@ class GeneratorViewer:
         self.mesh_path = save_mesh(mesh, path)
         return mesh
 
+    def home_for(self, aspect: float) -> ViewCamera:
+        """The first view for a window of ``aspect`` (width / height): the dataset's view of the object,
+        from far enough that it fills about half the window's height (and fits its width)."""
+        return home_view(self.camera_distribution, self.box_half_size, aspect)
+
     def reset_camera(self, client: object) -> None:
-        """Puts a browser's camera at the dataset-like pose."""
-        position, look_at, up = look_at_pose(self.home)
+        """Puts a browser's camera at the dataset-like view, framed for its window (see :meth:`home_for`)."""
+        try:
+            aspect = float(client.camera.aspect)
+        except (AttributeError, AssertionError, ZeroDivisionError):  # no camera message from the browser yet
+            aspect = 1.0
+        home = self.home_for(aspect if math.isfinite(aspect) and aspect > 0 else 1.0)
+        position, look_at, up = look_at_pose(home)
         with client.atomic():
-            client.camera.fov = self.home.fov
+            client.camera.fov = home.fov
             client.camera.up_direction = up
             client.camera.position = position
             client.camera.look_at = look_at

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
 from pipelines.bundle import save_bundle
 from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
 from pipelines.model import TriPlaneModel
+from renderers.analytic import SphereField
 from renderers.volume_renderer import VolumeRenderer
 from renderers.volume_renderer import VolumeRendererConfig
+
+MAGENTA = (0.9, 0.1, 0.9)
+"""The test object's colour: nothing else on the viewer's canvas (the axes gizmo is red, green and blue) has it."""
+
+
+@dataclass
+class SphereModel(TriPlaneModel):
+    """A generator model whose every latent is a magenta ball of ``radius`` about the origin."""
+
+    radius: float = 0.4
+
+    def field(self, scene: torch.Tensor) -> object:
+        return SphereField(radius=self.radius, color=MAGENTA)
 
 
 def tiny_generator_config() -> TriPlaneGeneratorConfig:

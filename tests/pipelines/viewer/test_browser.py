@@ -85,7 +85,7 @@ def test_browser_shows_frames_follows_the_seed_slider_and_disconnects(tiny_bundl
 
                 page.close()
                 wait_for(lambda: viewer.client_count == 0, 10, "the closed page to disconnect")
-                assert viewer.worker.client_ids == []
+                wait_for(lambda: viewer.worker.client_ids == [], 10, "the render thread to forget the page")
             finally:
                 browser.close()
     finally:
