@@ -60,3 +60,43 @@ def test_ada_benchmark_prints_both_rows_and_the_overhead():
     assert set(rows) == {"off", "on,", "overhead"}
     assert float(rows["off"][1]) > 0 and float(rows["on,"][-3]) > 0
     assert rows["overhead"][1].endswith("%")
+
+
+def _family_dataset(directory: Path, resolution: int = 16) -> Path:
+    """A few images and one ground-truth mesh of each built-in family, listed in metadata.json as the builder does."""
+    import numpy as np
+    from PIL import Image
+
+    from pipelines.data.shapes import FAMILIES, make_object
+
+    rng = np.random.default_rng(0)
+    (directory / "meshes").mkdir(parents=True)
+    objects = []
+    for i, family in enumerate(FAMILIES):
+        Image.fromarray((rng.random((resolution, resolution, 3)) * 255).astype(np.uint8)).save(directory / f"{i}.png")
+        name = f"meshes/obj{i:05d}.ply"
+        make_object(family, rng).combined_mesh().export(directory / name)
+        objects.append({"id": i, "family": family, "mesh": name})
+    (directory / "metadata.json").write_text(json.dumps({"objects": objects}))
+    return directory
+
+
+def test_quality_benchmark_scores_a_tiny_generator_the_same_way_twice(tmp_path):
+    from tests.pipelines.evaluation.evaluation_helpers import make_tiny_bundle
+
+    bundle = make_tiny_bundle(tmp_path / "generator")
+    data = _family_dataset(tmp_path / "data")
+    out = _run("benchmarks/quality.py", str(bundle), str(bundle), "--labels", "first", "again", "--data", str(data),
+               "--images", "4", "--consistency-scenes", "2", "--shapes", "4", "--mesh-resolution", "16",
+               "--level", "0.5", "--points", "64", "--family-points", "64", "--json", str(tmp_path / "q.json"),
+               "--grid", str(tmp_path / "grid.png"), "--grid-samples", "2", "--grid-columns", "2")
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ")]
+    assert [r[0].strip() for r in rows] == ["run", "first", "again", "dataset"]
+    assert [c.strip() for c in rows[-1][7:11]] == ["0.25"] * 4  # one reference mesh per family
+    saved = json.loads((tmp_path / "q.json").read_text())["rows"]
+    assert saved[0]["scores"] == saved[1]["scores"]  # every random choice comes from the seed
+    assert sum(saved[0]["family_counts"].values()) == 4
+    assert {"swd", "mv_psnr", "cov", "mmd", "1nna", "family_tv"} <= set(saved[0]["scores"])
+    from PIL import Image
+
+    assert Image.open(tmp_path / "grid.png").width > 2 * 2 * 16

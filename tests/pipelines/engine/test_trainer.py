@@ -104,3 +104,24 @@ def test_turntable_keeps_one_condition_for_a_pose_conditioned_generator(tmp_path
     centre = trainer.pipeline.model().cameras.center_pose().to_label()
     assert len(conditions) == trainer.config.trainer.turntable_frames
     assert all(c is not None and torch.equal(c.to_label(), centre.expand(len(c), -1)) for c in conditions)
+
+
+def test_turntable_tiles_its_samples_at_its_own_resolution_and_loops(tmp_path):
+    """The GIF shows turntable_samples latents, turntable_columns per row, each at turntable_resolution, looping."""
+    from PIL import Image
+
+    trainer = _trainer(tmp_path)
+    trainer.config.trainer.turntable_samples, trainer.config.trainer.turntable_columns = 2, 1
+    trainer.config.trainer.turntable_resolution = 48  # above the 32^2 the tiny run trains at
+    with Image.open(trainer._save_turntable()) as gif:
+        assert gif.size == (48, 2 * 48)
+        assert gif.n_frames == trainer.config.trainer.turntable_frames and gif.info.get("loop") == 0
+
+
+def test_cpu_preset_turntable_shows_eight_samples_at_twice_the_training_resolution():
+    from pipelines.patch_gan.pipeline import cpu_preset
+
+    config = cpu_preset()
+    assert config.trainer.turntable_samples == 8 <= config.trainer.snapshot_grid[0] * config.trainer.snapshot_grid[1]
+    assert config.trainer.turntable_resolution == 2 * config.resolution == 128
+    assert config.trainer.turntable_samples % config.trainer.turntable_columns == 0

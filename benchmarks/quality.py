@@ -1,0 +1,188 @@
+"""Quality benchmark: one table that scores trained runs the same way every time on the built-in dataset.
+
+For each run (a run folder, checkpoint or generator bundle): SWD of its images to real images,
+multi-view warp PSNR, COV / MMD / 1-NNA of its marching-cubes meshes against the ground-truth meshes,
+and the family histogram (the family of each generated shape's nearest ground-truth mesh, beside the
+dataset's shares; see pipelines/evaluation/families.py). Every random choice comes from --seed, so
+two invocations on the same run print the same row.
+
+    python benchmarks/quality.py runs/patch-gan-A runs/patch-gan-B --labels old new \\
+        --json quality.json --grid side-by-side.png
+
+It prints the seconds each stage took per run. For a quick look, --images 256 --shapes 32
+--mesh-resolution 64 (rows made with other settings are not comparable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from pipelines.data.image_dataset import DatasetConfig, ImageDataset
+from pipelines.evaluation.families import RECOGNITION_QUANTILE, family_histogram, reference_families
+from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes
+from pipelines.evaluation.metrics import MetricsConfig, compute_metrics
+from pipelines.evaluation.shape_metrics import compare_shapes, find_reference_meshes, load_meshes
+from pipelines.model import GeneratorModel, fields, open_model, render
+
+COLUMNS = ("swd", "mv_psnr", "cov", "mmd", "1nna", "empty")
+
+
+def generated_meshes(model: GeneratorModel, count: int, config: MeshExtractionConfig, rng: torch.Generator,
+                     batch: int = 4) -> list:
+    """``count`` marching-cubes meshes of latents drawn from ``rng`` (pose-conditioned on sampled cameras)."""
+    z = torch.randn(count, model.z_dim, generator=rng)
+    condition = model.cameras.sample(count, rng)
+    meshes = []
+    for start in range(0, count, batch):
+        sl = slice(start, start + batch)
+        with torch.no_grad():
+            meshes += extract_meshes(fields(model, z[sl].to(model.device), condition[sl]), len(z[sl]), config,
+                                     model.device)
+    return meshes
+
+
+def score_run(path: Path, data: Path, references: list, families: list[str], args: argparse.Namespace) -> dict:
+    """The scores of one run; each part of the evaluation starts from its own seeded generator."""
+    start = time.perf_counter()
+    stages: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        stages[name] = round(time.perf_counter() - start - sum(stages.values()), 1)
+
+    model = open_model(path, args.device)
+    resolution = model.image_resolution or 64
+    dataset = ImageDataset(DatasetConfig(path=data, resolution=resolution))
+    settings = MetricsConfig(consistency_scenes=args.consistency_scenes, render_batch=args.batch)
+    scores: dict[str, float] = compute_metrics(model, dataset, ["swd", "mv_psnr"], args.images,
+                                               torch.Generator().manual_seed(args.seed), settings)
+    lap("swd_mv_psnr")
+    mesh_config = MeshExtractionConfig(resolution=args.mesh_resolution, level=args.level, colors=False,
+                                       box_half_size=model.box_half_size)
+    meshes = generated_meshes(model, args.shapes, mesh_config, torch.Generator().manual_seed(args.seed + 1))
+    lap("meshes")
+    rng = torch.Generator().manual_seed(args.seed + 2)
+    pick = torch.randperm(len(references), generator=rng)[: args.shapes]
+    scores.update(compare_shapes(meshes, [references[int(i)] for i in pick], args.points, rng).as_dict())
+    scores["empty"] = sum(len(m.faces) == 0 for m in meshes) / len(meshes)
+    lap("cov_mmd_1nna")
+    histogram = family_histogram(meshes, references, families, args.family_points,
+                                 torch.Generator().manual_seed(args.seed + 3), threshold_sample=args.shapes)
+    scores.update(histogram.as_dict())
+    lap("families")
+    return {"run": str(path), "pipeline": model.pipeline, "resolution": resolution, "scores": scores,
+            "family_counts": histogram.counts, "reference_shares": histogram.reference_shares,
+            "recognition_threshold": histogram.threshold,
+            "seconds": round(time.perf_counter() - start, 1), "stage_seconds": stages}
+
+
+def side_by_side(paths: list[Path], labels: list[str], out: Path, count: int, columns: int, seed: int,
+                 device: str) -> Path:
+    """The same latents and cameras (from ``seed``) rendered by each run, grids side by side with a gap."""
+    from PIL import Image, ImageDraw
+
+    from pipelines.engine.snapshots import images_to_grid
+
+    grids = []
+    for path in paths:
+        model = open_model(path, device)
+        rng = torch.Generator().manual_seed(seed)
+        z = torch.randn(count, model.z_dim, generator=rng)
+        cameras = model.cameras.sample(count, rng)
+        images = render(model, z.to(model.device), cameras.to(model.device), model.image_resolution or 64).rgb
+        grids.append(Image.fromarray(images_to_grid(images, columns)))
+    gap, caption = 16, 14
+    width = sum(g.width for g in grids) + gap * (len(grids) - 1)
+    canvas = Image.new("RGB", (width, caption + max(g.height for g in grids)), (255, 255, 255))
+    draw, x = ImageDraw.Draw(canvas), 0
+    for grid, label in zip(grids, labels):
+        draw.text((x + 2, 1), label, fill=(0, 0, 0))
+        canvas.paste(grid, (x, caption))
+        x += grid.width + gap
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out)
+    return out
+
+
+def print_table(rows: list[dict], families: list[str], reference_shares: dict[str, float]) -> None:
+    names = list(dict.fromkeys(families))
+    head = ["run", *COLUMNS, *names, "present", "tv", "recog"]
+    widths = [max(12, *(len(r["label"]) for r in rows)), *[8] * (len(head) - 1)]
+    line = lambda cells: "| " + " | ".join(f"{c:>{w}}" for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    print(line(head))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        s = row["scores"]
+        cells = [row["label"], f"{s['swd']:.1f}", f"{s['mv_psnr']:.2f}", f"{s['cov']:.3f}", f"{s['mmd']:.4f}",
+                 f"{s['1nna']:.3f}", f"{s['empty']:.2f}", *[f"{s[f'family_{n}']:.2f}" for n in names],
+                 f"{s['family_present']:.0f}/{len(names)}", f"{s['family_tv']:.2f}", f"{s['family_recognised']:.2f}"]
+        print(line(cells))
+    print(line(["dataset", *[""] * len(COLUMNS), *[f"{reference_shares[n]:.2f}" for n in names],
+                f"{len(names)}/{len(names)}", "0.00", f"{RECOGNITION_QUANTILE:.2f}"]))
+    print("family columns: share of generated shapes whose nearest ground-truth mesh is of that family; present: "
+          "families that occur; tv: total variation to the dataset's shares; recog: share of shapes no farther from "
+          "their nearest mesh than the dataset's meshes are from theirs (95th percentile)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders, checkpoints or generator bundles")
+    parser.add_argument("--labels", nargs="+", help="row names (default: the folder names)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="synthetic dataset zip with metadata.json beside it (default: the built-in dataset)")
+    parser.add_argument("--images", type=int, default=1000, help="real and generated images for SWD")
+    parser.add_argument("--consistency-scenes", type=int, default=16, help="view pairs for mv_psnr")
+    parser.add_argument("--shapes", type=int, default=64, help="generated meshes (and as many references for COV/MMD)")
+    parser.add_argument("--mesh-resolution", type=int, default=128, help="marching cubes grid per side")
+    parser.add_argument("--level", type=float, default=10.0, help="density iso-level of the meshes")
+    parser.add_argument("--points", type=int, default=2048, help="surface points per shape for COV/MMD/1-NNA")
+    parser.add_argument("--family-points", type=int, default=512,
+                        help="surface points per shape for the family histogram (against every reference mesh)")
+    parser.add_argument("--batch", type=int, default=8, help="scenes rendered at once")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, default=None, help="write the rows (and settings) to this JSON file")
+    parser.add_argument("--grid", type=Path, default=None, help="write the runs' sample grids side by side (PNG)")
+    parser.add_argument("--grid-samples", type=int, default=32)
+    parser.add_argument("--grid-columns", type=int, default=8)
+    args = parser.parse_args()
+    labels = args.labels or [p.name for p in args.runs]
+    if len(labels) != len(args.runs):
+        parser.error(f"--labels: {len(labels)} names for {len(args.runs)} runs; give one per run")
+    if args.data is None:
+        from pipelines.data.builtin import ensure_builtin_dataset
+
+        args.data = ensure_builtin_dataset(progress=False)
+    references = load_meshes(find_reference_meshes(args.data))
+    families = reference_families(args.data)
+    if len(families) != len(references):
+        raise SystemExit(f"error: {args.data}: metadata.json lists {len(references)} meshes but {len(families)} "
+                         "families")
+
+    rows = [{"label": label, **score_run(path, args.data, references, families, args)}
+            for path, label in zip(args.runs, labels)]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"data {args.data}, seed {args.seed}, {args.images} images for SWD, {args.shapes} shapes at "
+          f"{args.mesh_resolution}^3 (level {args.level:g}), torch threads {torch.get_num_threads()}, "
+          f"load average {load:.1f}")
+    print_table(rows, families, rows[0]["reference_shares"])
+    for r in rows:
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in r["stage_seconds"].items())
+        print(f"{r['label']}: {r['seconds']:.0f} s ({stages})")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                    if k not in ("runs", "labels", "json", "grid")}
+        args.json.write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
+    if args.grid is not None:
+        side_by_side(args.runs, labels, args.grid, args.grid_samples, args.grid_columns, args.seed, args.device)
+        print(f"grids side by side: {args.grid}")
+
+
+if __name__ == "__main__":
+    main()
