@@ -161,6 +161,12 @@ def run_training(config: TrainConfig, explicit: Collection[str] = ()) -> Path | 
     dataset = build_dataset(config, context)
     check_dataset_cameras(config, dataset)
     pipeline = spec.build_pipeline(config, device, dataset, context)
+    if checkpoint is None and config.init_from is not None:  # a resumed run has its weights already
+        from pipelines.engine.init_from import initialize_from
+
+        lines = initialize_from(pipeline, Path(config.init_from), device)
+        if context.is_main:
+            print("\n".join(lines), flush=True)
     if context.is_main:
         create_run_dir(config, run_dir)
         report = dataset.validate()

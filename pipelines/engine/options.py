@@ -34,6 +34,8 @@ class TrainConfig:
     """Processes decoding real images for each training process (--data-workers N; 0: on the training thread). None picks for the machine: min(4, cores - 1) with CUDA, where decoding must keep up with the GPU; on a CPU one worker from 4 cores up and none below, where the step already uses every core (benchmarks/data.py on 2 quiet cores: the CPU-preset step ran faster fed without a worker)."""
     resume: str | None = None
     """Continue a run: a checkpoint directory, a run folder, or 'latest' (the run --out names, which must exist; without --out the newest run of this pipeline under ./runs). The run's config.json decides every setting: --kimg, --device, --data-workers, --mixed-precision, --viewer* and --trainer.* given here are applied (and printed); any other option given must match the run."""
+    init_from: str | None = None
+    """Start a new run from another run's weights: a run folder (its newest checkpoint) or a checkpoint directory. G, its EMA copy and the discriminators take every tensor whose name and shape match (mimic3d from an eg3d or a stage-1 mimic3d run); optimizers and progress start afresh. A resumed run never applies it again."""
     seed: int = 0
     """Seed of every random choice: a run is reproducible from it."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
