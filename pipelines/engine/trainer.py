@@ -261,6 +261,12 @@ class Trainer:
     def _save_snapshot(self, name: str) -> Path:
         columns, _ = self.config.trainer.snapshot_grid
         images = render(self.pipeline.model(), self.snapshot_z, self.snapshot_cameras, self.config.resolution).rgb
+        # A pipeline may show more of the same latents (ig-gan: its two renderers side by side).
+        extra_grids = getattr(self.pipeline, "snapshot_grids", None)
+        if extra_grids is not None:
+            grids = extra_grids(self.snapshot_z, self.snapshot_cameras, self.config.resolution, columns)
+            for prefix, (extra, extra_columns) in grids.items():
+                save_grid(extra, extra_columns, self.run_dir / "snapshots" / f"{prefix}-{name}.png")
         return save_grid(images, columns, self.run_dir / "snapshots" / f"fakes-{name}.png")
 
     def _save_turntable(self) -> Path:
