@@ -44,15 +44,19 @@ def tiny_dataset(tmp_path_factory) -> Path:
     return out / "dataset.zip"
 
 
-@pytest.fixture(scope="module", params=["patch-gan", "eg3d"])
+@pytest.fixture(scope="module", params=["patch-gan", "eg3d", "ig-gan", "mimic3d"])
 def tiny_run(request, tiny_dataset, tmp_path_factory) -> Path:
     """A run folder of each pipeline after 2 ticks on the tiny dataset, trained through the launcher."""
     from pipelines.engine.launch import run_training
     from tests.pipelines.eg3d.tiny import tiny_eg3d_config
+    from tests.pipelines.ig_gan.tiny import tiny_ig_gan_config
+    from tests.pipelines.mimic3d.tiny import tiny_mimic3d_config
     from tests.pipelines.tiny import tiny_train_config
 
     run_dir = tmp_path_factory.mktemp(request.param) / f"{request.param}-run"
-    make_config = tiny_train_config if request.param == "patch-gan" else tiny_eg3d_config
+    make_config = {"patch-gan": tiny_train_config, "eg3d": tiny_eg3d_config,
+                   "ig-gan": lambda **kw: tiny_ig_gan_config(resolution=32, **kw),
+                   "mimic3d": lambda **kw: tiny_mimic3d_config(stage_3d_kimg=0.002, **kw)}[request.param]
     config = make_config(out=run_dir, kimg=0.004)
     config.data = tiny_dataset
     run_training(config)

@@ -14,9 +14,12 @@ from pipelines.camera_distributions import CAMERAS_FILE, POSES_FILE, CameraDistr
 from pipelines.eg3d.model import Eg3dModel
 from pipelines.eg3d.pipeline import Eg3dPipeline
 from pipelines.engine.trainer import Trainer
+from pipelines.ig_gan.model import VoxelModel
+from pipelines.mimic3d.model import Mimic3dModel
 from pipelines.model import GeneratorModel, ModelLoadError, TriPlaneModel, condition_labels, open_model, render
 from pipelines.patch_gan.pipeline import PatchGanPipeline
 from tests.pipelines.eg3d.tiny import tiny_eg3d_config
+from tests.pipelines.ig_gan.tiny import tiny_ig_gan_config
 from tests.pipelines.tiny import TinyDataset, tiny_train_config
 
 CPU = torch.device("cpu")
@@ -26,6 +29,15 @@ def _train(name: str, run_dir):
     """A run folder of pipeline ``name`` after 2 ticks, and its pipeline (the EMA generator it saved)."""
     if name == "patch-gan":
         config, pipeline_class = tiny_train_config(out=run_dir, kimg=0.004), PatchGanPipeline
+    elif name == "ig-gan":
+        from pipelines.ig_gan.pipeline import IgGanPipeline  # needs Mitsuba to build (R), not to open a bundle
+
+        config, pipeline_class = tiny_ig_gan_config(out=run_dir, kimg=0.004, resolution=32), IgGanPipeline
+    elif name == "mimic3d":
+        from pipelines.mimic3d.pipeline import Mimic3dPipeline
+        from tests.pipelines.mimic3d.tiny import tiny_mimic3d_config
+
+        config, pipeline_class = tiny_mimic3d_config(out=run_dir, kimg=0.004, stage_3d_kimg=0.002), Mimic3dPipeline
     else:
         config, pipeline_class = tiny_eg3d_config(out=run_dir, kimg=0.004), Eg3dPipeline
     dataset = TinyDataset()
@@ -44,7 +56,18 @@ def patch_gan_run(tmp_path_factory):
     return _train("patch-gan", tmp_path_factory.mktemp("patch-gan"))
 
 
-@pytest.fixture(params=["patch-gan", "eg3d"])
+@pytest.fixture(scope="module")
+def ig_gan_run(tmp_path_factory):
+    pytest.importorskip("mitsuba", reason="training ig-gan needs Mitsuba 3 (pip install mitsuba)")
+    return _train("ig-gan", tmp_path_factory.mktemp("ig-gan"))
+
+
+@pytest.fixture(scope="module")
+def mimic3d_run(tmp_path_factory):
+    return _train("mimic3d", tmp_path_factory.mktemp("mimic3d"))
+
+
+@pytest.fixture(params=["patch-gan", "eg3d", "ig-gan", "mimic3d"])
 def trained_run(request):
     return request.getfixturevalue(request.param.replace("-", "_") + "_run")
 
@@ -52,7 +75,7 @@ def trained_run(request):
 def test_a_run_a_checkpoint_and_a_bundle_open_as_the_pipelines_model(trained_run):
     name, run_dir, pipeline = trained_run
     checkpoint = sorted((run_dir / "checkpoints").iterdir())[-1]
-    expected_type = Eg3dModel if name == "eg3d" else TriPlaneModel
+    expected_type = {"eg3d": Eg3dModel, "ig-gan": VoxelModel, "mimic3d": Mimic3dModel}.get(name, TriPlaneModel)
     z = torch.randn(2, pipeline.model().z_dim, generator=torch.Generator().manual_seed(0))
     cameras = pipeline.sample_cameras(2, torch.Generator().manual_seed(1))
     live = render(pipeline.model(), z, cameras, 32).rgb
@@ -60,7 +83,7 @@ def test_a_run_a_checkpoint_and_a_bundle_open_as_the_pipelines_model(trained_run
         model = open_model(path)
         assert type(model) is expected_type and isinstance(model, GeneratorModel)
         assert model.pipeline == name and model.image_resolution == 32
-        assert model.renders_directly == (name == "patch-gan")
+        assert model.renders_directly == (name != "eg3d")
         torch.testing.assert_close(render(model, z, cameras, 32).rgb, live, atol=1e-5, rtol=0)
 
 
@@ -94,7 +117,7 @@ def test_unknown_pipeline_damaged_and_newer_bundles_are_named(trained_run, tmp_p
     shutil.copytree(sorted((run_dir / "checkpoints").iterdir())[-1] / "generator", bundle)
     header = json.loads((bundle / PIPELINE_FILE).read_text())
     (bundle / PIPELINE_FILE).write_text(json.dumps({**header, "pipeline": "not-installed"}))
-    with pytest.raises(ModelLoadError, match=rf"{PIPELINE_FILE}.*'not-installed'.*not installed.*eg3d, patch-gan"):
+    with pytest.raises(ModelLoadError, match=rf"{PIPELINE_FILE}.*'not-installed'.*not installed.*eg3d, .*patch-gan"):
         open_model(bundle)
     (bundle / PIPELINE_FILE).write_text(json.dumps({**header, "format_version": BUNDLE_FORMAT_VERSION + 1}))
     with pytest.raises(ModelLoadError, match=rf"{PIPELINE_FILE}.*newer than this epigraf reads.*upgrade"):
@@ -165,7 +188,8 @@ def test_many_poses_are_thinned_evenly(monkeypatch):
 
 
 def test_opening_a_bundle_imports_neither_mitsuba_nor_the_dataset_builder():
-    code = ("import sys, pipelines.bundle, pipelines.model, pipelines.patch_gan.model, pipelines.eg3d.model; "
+    code = ("import sys, pipelines.bundle, pipelines.model, pipelines.patch_gan.model, pipelines.eg3d.model, "
+            "pipelines.ig_gan.model; "
             "print([m for m in ('mitsuba', 'pipelines.data.synthetic', 'pipelines.data') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

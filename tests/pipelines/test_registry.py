@@ -44,9 +44,9 @@ def test_the_built_in_pipelines_are_registered_through_entry_points():
 
 
 def test_an_unknown_pipeline_lists_the_registered_ones():
-    with pytest.raises(ValueError, match="'nope' is not registered; choose one of: eg3d, patch-gan"):
+    with pytest.raises(ValueError, match="'nope' is not registered; choose one of: eg3d, ig-gan, mimic3d, patch-gan"):
         get_pipeline_spec("nope")
-    with pytest.raises(SystemExit, match="eg3d, patch-gan"):
+    with pytest.raises(SystemExit, match="eg3d, ig-gan, mimic3d, patch-gan"):
         parse_config(["--pipeline", "nope"])
 
 
