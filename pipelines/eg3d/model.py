@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -36,15 +37,8 @@ class Eg3dModel(TriPlaneModel):
 
     def render_scene(self, scene: Tensor, ws: Tensor, cameras: Cameras, resolution: int,
                      renderer: VolumeRenderer | None = None) -> RenderedImages:
-        renderer = renderer or self.renderer
-        field = self.field(scene)
-        views = cameras.to(self.device)
-        raw = renderer.render_image(field, views, self.neural_resolution)
-        rgb, features = raw_feature_image(raw)
-        image = self.generator.superresolution(rgb, features, ws.to(self.device), noise_mode="const")
-        geometry = raw if resolution == self.neural_resolution else renderer.render_image(field, views, resolution)
-        return RenderedImages(rgb=resize_images((image + 1.0) / 2.0, resolution).clamp(0, 1), depth=geometry.depth,
-                              opacity=geometry.opacity, num_field_evaluations=raw.num_field_evaluations)
+        return render_super_resolved(self.generator, self.field(scene), ws, cameras.to(self.device), resolution,
+                                     self.neural_resolution, renderer or self.renderer)
 
     def with_options(self, **changes: object) -> Eg3dModel:
         return replace(self, **changes)
@@ -52,6 +46,18 @@ class Eg3dModel(TriPlaneModel):
     def save(self, directory: Path) -> Path:
         return save_eg3d_bundle(directory, self.generator, self.renderer.config, self.cameras, self.neural_resolution,
                                 self.image_resolution, self.num_classes)
+
+
+def render_super_resolved(generator: Any, field: Any, ws: Tensor, views: Cameras, resolution: int,
+                          neural_resolution: int, renderer: VolumeRenderer) -> RenderedImages:
+    """EG3D's final image: the raw render at ``neural_resolution`` through ``generator.superresolution``,
+    resized to ``resolution``; depth and opacity come from a render at ``resolution``."""
+    raw = renderer.render_image(field, views, neural_resolution)
+    rgb, features = raw_feature_image(raw)
+    image = generator.superresolution(rgb, features, ws.to(rgb.device), noise_mode="const")
+    geometry = raw if resolution == neural_resolution else renderer.render_image(field, views, resolution)
+    return RenderedImages(rgb=resize_images((image + 1.0) / 2.0, resolution).clamp(0, 1), depth=geometry.depth,
+                          opacity=geometry.opacity, num_field_evaluations=raw.num_field_evaluations)
 
 
 def load_model(directory: Path, device: torch.device | str = "cpu", backend: str | None = None) -> Eg3dModel:

@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from pipelines.eg3d.generator import raw_feature_image, resize_images
+from pipelines.eg3d.model import render_super_resolved
 from pipelines.mimic3d.generator import (
     Mimic3dGenerator,
     load_mimic3d_bundle,
@@ -74,13 +74,8 @@ class Mimic3dModel(TriPlaneModel):
         if self.branch == "3d":
             images = renderer.render_image(self.field(scene), views, resolution)
             return replace(images, rgb=images.rgb.clamp(0, 1))
-        field = self.field(scene)
-        raw = renderer.render_image(field, views, self.neural_resolution)
-        rgb, features = raw_feature_image(raw)
-        image = self.generator.superresolution(rgb, features, ws.to(self.device), noise_mode="const")
-        geometry = raw if resolution == self.neural_resolution else renderer.render_image(field, views, resolution)
-        return RenderedImages(rgb=resize_images((image + 1.0) / 2.0, resolution).clamp(0, 1), depth=geometry.depth,
-                              opacity=geometry.opacity, num_field_evaluations=raw.num_field_evaluations)
+        return render_super_resolved(self.generator, self.field(scene), ws, views, resolution,
+                                     self.neural_resolution, renderer)
 
     def with_options(self, **changes: object) -> Mimic3dModel:
         return replace(self, **changes)

@@ -102,7 +102,7 @@ def test_distance_is_zero_for_equal_images_symmetric_and_differentiable():
 def test_matches_the_lpips_package_when_it_is_importable():
     """The reference ``lpips`` package (VGG trunk, v0.1 heads) on random weights shared with ours.
 
-    lpips needs torchvision, which has no CPU build next to our torch: .ci/lpips.sh runs this in an
+    lpips needs torchvision, which has no CPU build next to our torch: .ci/fidelity.sh runs this in an
     environment of its own with EPIGRAF_REQUIRE_LPIPS=1, where a failed import fails the test.
     """
     try:
@@ -110,7 +110,7 @@ def test_matches_the_lpips_package_when_it_is_importable():
     except ImportError:
         if os.environ.get("EPIGRAF_REQUIRE_LPIPS") == "1":
             raise
-        pytest.skip("needs the lpips package (and torchvision); .ci/lpips.sh runs it in its own environment")
+        pytest.skip("needs the lpips package (and torchvision); .ci/fidelity.sh runs it in its own environment")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         reference = lpips.LPIPS(net="vgg", pretrained=False, pnet_rand=True, verbose=False).eval()
