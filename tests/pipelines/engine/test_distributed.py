@@ -2,7 +2,6 @@
 
 import contextlib
 import os
-import socket
 from dataclasses import dataclass, replace
 
 import pytest
@@ -15,24 +14,19 @@ from pipelines.gan.losses import discriminator_fake_loss, discriminator_real_los
 from pipelines.patch_gan.patch_sampler import sample_patches
 from pipelines.pipeline import Progress
 from pipelines.engine.data_loader import BatchStream
-from pipelines.engine.distributed import DistributedContext, init_distributed, shutdown
+from pipelines.engine.distributed import DistributedContext, shutdown
 from pipelines.eg3d.pipeline import Eg3dPipeline
 from pipelines.patch_gan.pipeline import PatchGanPipeline
 from renderers.cameras import Cameras
 from renderers.patches import Patch
 from tests.pipelines.eg3d.tiny import tiny_eg3d_config
 from tests.pipelines.tiny import TinyDataset, tiny_train_config
+from tests.pipelines.gloo import free_port, join_gloo_group
 
 PIPELINES = {
     "patch-gan": (PatchGanPipeline, lambda: tiny_train_config(batch=4)),
     "eg3d": (Eg3dPipeline, lambda: tiny_eg3d_config(batch=4)),
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _flat(modules) -> torch.Tensor:
@@ -52,10 +46,7 @@ def _record_local_mean_w(pipeline, local_means: list) -> None:
 
 
 def _worker(rank: int, world_size: int, port: int, result_dir: str, name: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    context = init_distributed(torch.device("cpu"))
+    context = join_gloo_group(rank, world_size, port)
     pipeline_class, make_config = PIPELINES[name]
     config = make_config()
     dataset = TinyDataset()
@@ -88,7 +79,7 @@ def _worker(rank: int, world_size: int, port: int, result_dir: str, name: str) -
 
 @pytest.mark.parametrize("name", sorted(PIPELINES))
 def test_two_gloo_processes_keep_identical_parameters(tmp_path, name):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), name), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path), name), nprocs=2, join=True)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert results[0]["wrapped"] == [True, True], "both GAN phases must run through DistributedDataParallel"
     gathered = results[0]["gathered"]
@@ -224,10 +215,7 @@ def _phase_gradient(
 
 
 def _phase_gradient_worker(rank: int, world_size: int, port: int, result_dir: str, name: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    context = init_distributed(torch.device("cpu"))
+    context = join_gloo_group(rank, world_size, port)
     pipeline = _build_deterministic(name, context)
     assert pipeline.batch_size == GLOBAL_BATCH // world_size
     local = _global_inputs(pipeline).rows(slice(rank * pipeline.batch_size, (rank + 1) * pipeline.batch_size))
@@ -245,7 +233,7 @@ def phase_gradients(request, tmp_path_factory):
     """Per pipeline: each rank's own and averaged gradients from 2 processes, and one process's on the whole batch."""
     name = request.param
     result_dir = tmp_path_factory.mktemp(f"gradients-{name}")
-    mp.spawn(_phase_gradient_worker, args=(2, _free_port(), str(result_dir), name), nprocs=2, join=True)
+    mp.spawn(_phase_gradient_worker, args=(2, free_port(), str(result_dir), name), nprocs=2, join=True)
     ranks = [torch.load(result_dir / f"rank{r}.pt", weights_only=True) for r in range(2)]
     pipeline = _build_deterministic(name, DistributedContext())
     whole = _global_inputs(pipeline)

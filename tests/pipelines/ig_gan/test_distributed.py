@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
@@ -12,27 +11,19 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
 from pipelines.engine.data_loader import BatchStream
-from pipelines.engine.distributed import init_distributed, shutdown
+from pipelines.engine.distributed import shutdown
 from pipelines.pipeline import Progress
 from tests.pipelines.ig_gan.tiny import tiny_ig_gan_config
 from tests.pipelines.tiny import TinyDataset
+from tests.pipelines.gloo import free_port, join_gloo_group
 
 pytest.importorskip("mitsuba", reason="the ig-gan pipeline needs Mitsuba 3 (pip install mitsuba)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _worker(rank: int, world_size: int, port: int, result_dir: str) -> None:
     from pipelines.ig_gan.pipeline import IgGanPipeline
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    context = init_distributed(torch.device("cpu"))
+    context = join_gloo_group(rank, world_size, port)
     config = tiny_ig_gan_config(batch=4)
     dataset = TinyDataset(resolution=16)
     pipeline = IgGanPipeline(config, torch.device("cpu"), dataset, context)
@@ -57,7 +48,7 @@ def _worker(rank: int, world_size: int, port: int, result_dir: str) -> None:
 
 @pytest.mark.slow
 def test_two_gloo_processes_keep_identical_parameters(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert results[0]["wrapped"] == [True, True, True], "G, D and f phases must run through DistributedDataParallel"
     gathered = results[0]["gathered"]

@@ -1,7 +1,6 @@
 """Mimic3D end to end: `--init-from` through the launcher (never again on resume), and 2 gloo processes in lockstep."""
 
 import os
-import socket
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ import torch.multiprocessing as mp
 import pipelines.engine.init_from as init_from_module
 from pipelines.cli.train import main
 from pipelines.engine.data_loader import BatchStream
-from pipelines.engine.distributed import init_distributed, shutdown
+from pipelines.engine.distributed import shutdown
 from pipelines.engine.launch import run_training
 from pipelines.mimic3d.pipeline import Mimic3dPipeline
 from pipelines.pipeline import Progress
@@ -19,6 +18,7 @@ from tests.integration.test_train_command import _write_eg3d_folder
 from tests.pipelines.eg3d.tiny import tiny_eg3d_config
 from tests.pipelines.mimic3d.tiny import tiny_mimic3d_config
 from tests.pipelines.tiny import TinyDataset
+from tests.pipelines.gloo import free_port, join_gloo_group
 
 
 @pytest.mark.slow
@@ -40,17 +40,8 @@ def test_init_from_an_eg3d_run_applies_once_and_a_resumed_run_never_again(tmp_pa
     assert (tmp_path / "mimic3d" / "checkpoints" / "step-000000000006").is_dir()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _worker(rank: int, world_size: int, port: int, result_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    context = init_distributed(torch.device("cpu"))
+    context = join_gloo_group(rank, world_size, port)
     config = tiny_mimic3d_config(batch=4, stage_3d_kimg=0.004)  # step 0 in stage 1, step 1 in the 3D stage
     dataset = TinyDataset()
     pipeline = Mimic3dPipeline(config, torch.device("cpu"), dataset, context)
@@ -69,7 +60,7 @@ def _worker(rank: int, world_size: int, port: int, result_dir: str) -> None:
 
 @pytest.mark.slow
 def test_two_gloo_processes_keep_identical_parameters_through_both_stages(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     result = torch.load(tmp_path / "rank0.pt", weights_only=True)
     assert "G3d/imitation" not in result["keys"][0] and "D3d/loss" in result["keys"][1]
     first, second = result["gathered"]
