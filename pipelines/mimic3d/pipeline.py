@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from epigraf_field.generator import TriPlaneGeneratorConfig
 from pipelines.eg3d.generator import raw_feature_image
 from pipelines.eg3d.pipeline import (
+    cpu_preset as eg3d_cpu_preset,
     Eg3dConfig,
     Eg3dLossConfig,
     Eg3dPipeline,
@@ -126,11 +126,7 @@ def cpu_preset() -> Mimic3dTrainConfig:
     where patch-gan's CPU-preset step measured 0.33 s, the same as its 2-core wall time (16 kimg in
     about 11 minutes); so 375 stage-1 and 500 3D-stage steps take about 19 minutes on 2 quiet cores.
     """
-    generator = TriPlaneGeneratorConfig(
-        z_dim=64, w_dim=64, mapping_layers=2, plane_resolution=32, plane_channels=16,
-        channel_base=2048, channel_max=64, decoder_hidden=32, num_feature_channels=32, density_shift=-1.0,
-        decoder_activation="softplus",
-    )
+    generator = eg3d_cpu_preset().model.generator  # the 2D branch is the eg3d CPU preset's generator
     small_d = dict(channel_base=2048, channel_max=64)
     return Mimic3dTrainConfig(
         resolution=64,
