@@ -11,12 +11,13 @@ our torch. Weights are never downloaded at run time.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from pipelines.evaluation.weight_files import find_weight_file, hub_checkpoints
 
 WEIGHTS_ENV = "EPIGRAF_INCEPTION_WEIGHTS"
 WEIGHT_FILE_NAMES = ("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth")
@@ -33,7 +34,7 @@ class InceptionWeightsNotFoundError(FileNotFoundError):
 
 
 def _missing_weights_message(reason: str) -> str:
-    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    cache = hub_checkpoints()
     return (
         f"{reason}. FID and KID need the Inception-v3 weights of the FID reference implementation, "
         f"which are never downloaded at run time. Download one of\n"
@@ -49,24 +50,12 @@ def find_inception_weights(path: str | Path | None = None) -> Path:
 
     Raises :class:`InceptionWeightsNotFoundError` with download and placement instructions.
     """
-    if path is not None:
-        path = Path(path).expanduser()
-        if not path.is_file():
-            raise InceptionWeightsNotFoundError(_missing_weights_message(f"--inception-weights {path} does not exist"))
-        return path
-    env = os.environ.get(WEIGHTS_ENV)
-    if env:
-        env_path = Path(env).expanduser()
-        if not env_path.is_file():
-            raise InceptionWeightsNotFoundError(_missing_weights_message(f"{WEIGHTS_ENV}={env} does not exist"))
-        return env_path
-    cache = Path(torch.hub.get_dir()) / "checkpoints"
-    for name in WEIGHT_FILE_NAMES:
-        if (cache / name).is_file():
-            return cache / name
-    raise InceptionWeightsNotFoundError(
-        _missing_weights_message(f"no Inception weights given and none of {', '.join(WEIGHT_FILE_NAMES)} in {cache}")
-    )
+    found = find_weight_file(path, "--inception-weights", WEIGHTS_ENV, WEIGHT_FILE_NAMES,
+                             lambda reason: InceptionWeightsNotFoundError(_missing_weights_message(reason)))
+    if found is None:
+        raise InceptionWeightsNotFoundError(_missing_weights_message(
+            f"no Inception weights given and none of {', '.join(WEIGHT_FILE_NAMES)} in {hub_checkpoints()}"))
+    return found
 
 
 class ConvBlock(nn.Module):

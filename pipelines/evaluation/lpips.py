@@ -15,11 +15,12 @@ Weights are never downloaded at run time.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from pipelines.evaluation.weight_files import find_weight_file, hub_checkpoints
 
 VGG_WEIGHTS_ENV = "EPIGRAF_VGG16_WEIGHTS"
 LINEAR_WEIGHTS_ENV = "EPIGRAF_LPIPS_WEIGHTS"
@@ -44,7 +45,7 @@ class LpipsWeightsNotFoundError(FileNotFoundError):
 
 
 def _missing_weights_message(reason: str) -> str:
-    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    cache = hub_checkpoints()
     return (
         f"{reason}. LPIPS needs two weight files, which are never downloaded at run time: torchvision's VGG16\n"
         f"  {VGG_URL}\nand the lpips package's linear heads (v0.1, VGG)\n  {LINEAR_URL}\n"
@@ -54,21 +55,6 @@ def _missing_weights_message(reason: str) -> str:
         f"{VGG_FILE_NAMES[0]}; name the heads {LINEAR_FILE_NAMES[0]}). An installed lpips package's own "
         "heads are found too."
     )
-
-
-def _given_or_env(path: str | Path | None, env: str, option: str) -> Path | None:
-    if path is not None:
-        path = Path(path).expanduser()
-        if not path.is_file():
-            raise LpipsWeightsNotFoundError(_missing_weights_message(f"{option} {path} does not exist"))
-        return path
-    value = os.environ.get(env)
-    if value:
-        env_path = Path(value).expanduser()
-        if not env_path.is_file():
-            raise LpipsWeightsNotFoundError(_missing_weights_message(f"{env}={value} does not exist"))
-        return env_path
-    return None
 
 
 def _installed_lpips_heads() -> Path | None:
@@ -87,21 +73,17 @@ def find_lpips_weights(vgg_path: str | Path | None = None,
 
     Raises :class:`LpipsWeightsNotFoundError` naming the missing file, where to get it and where to put it.
     """
-    cache = Path(torch.hub.get_dir()) / "checkpoints"
-    vgg = _given_or_env(vgg_path, VGG_WEIGHTS_ENV, "--model.vgg-weights")
+    def missing(reason: str) -> LpipsWeightsNotFoundError:
+        return LpipsWeightsNotFoundError(_missing_weights_message(reason))
+
+    vgg = find_weight_file(vgg_path, "--model.vgg-weights", VGG_WEIGHTS_ENV, VGG_FILE_NAMES, missing)
     if vgg is None:
-        vgg = next((cache / name for name in VGG_FILE_NAMES if (cache / name).is_file()), None)
-    if vgg is None:
-        raise LpipsWeightsNotFoundError(_missing_weights_message(
-            f"no VGG16 weights given and no {', '.join(VGG_FILE_NAMES)} in {cache}"))
-    linear = _given_or_env(linear_path, LINEAR_WEIGHTS_ENV, "--model.lpips-weights")
-    if linear is None:
-        linear = next((cache / name for name in LINEAR_FILE_NAMES if (cache / name).is_file()), None)
+        raise missing(f"no VGG16 weights given and no {', '.join(VGG_FILE_NAMES)} in {hub_checkpoints()}")
+    linear = find_weight_file(linear_path, "--model.lpips-weights", LINEAR_WEIGHTS_ENV, LINEAR_FILE_NAMES, missing)
     if linear is None:
         linear = _installed_lpips_heads()
     if linear is None:
-        raise LpipsWeightsNotFoundError(_missing_weights_message(
-            f"no LPIPS linear heads given and none of {', '.join(LINEAR_FILE_NAMES)} in {cache}"))
+        raise missing(f"no LPIPS linear heads given and none of {', '.join(LINEAR_FILE_NAMES)} in {hub_checkpoints()}")
     return vgg, linear
 
 
