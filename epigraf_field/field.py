@@ -16,6 +16,7 @@ Axis convention and box (world space: right-handed, +y up, box centred at the or
   next to the faces.
 * Options that reproduce the released EG3D and EpiGRAF weights exactly (all off by default, recorded
   in the generator config): ``plane_axes="xy_xz_zx"`` (EG3D's third plane is sampled at ``(q_z, q_x)``),
+  ``plane_axes="xy_yz_zx"`` (Mimic3D's planes: ``(q_x, q_y)``, ``(q_y, q_z)``, ``(q_z, q_x)``),
   ``mask_outside_box=False`` (EG3D decodes padded features outside the box), ``align_corners=True``
   and ``color_activation="linear"`` (EpiGRAF).
 """
@@ -34,10 +35,10 @@ from epigraf_field.decoder import MLPDecoder
 
 Aggregation = Literal["mean", "sum", "concat"]
 PaddingMode = Literal["zeros", "border"]
-PlaneAxes = Literal["xy_xz_yz", "xy_xz_zx"]
+PlaneAxes = Literal["xy_xz_yz", "xy_xz_zx", "xy_yz_zx"]
 ColorActivation = Literal["widened_sigmoid", "linear"]
 AGGREGATIONS = ("mean", "sum", "concat")
-PLANE_AXES = ("xy_xz_yz", "xy_xz_zx")
+PLANE_AXES = ("xy_xz_yz", "xy_xz_zx", "xy_yz_zx")
 COLOR_ACTIVATIONS = ("widened_sigmoid", "linear")
 # EG3D widens the sigmoid so 0 and 1 are reachable with finite logits (EG3D, OSGDecoder).
 RGB_PAD = 0.001
@@ -73,8 +74,9 @@ class TriPlaneFieldConfig:
     num_feature_channels: int = 0
     """0: the decoder outputs density + rgb. > 0 (>= 3): density + this many features, rgb = features[..., :3]."""
     plane_axes: PlaneAxes = "xy_xz_yz"
-    """Which coordinates each plane is sampled at: xy_xz_yz (ours) or xy_xz_zx, EG3D's released code, whose third
-    plane repeats the xz plane transposed (the yz plane is never used; its weights depend on it)."""
+    """Which coordinates each plane is sampled at: xy_xz_yz (ours), xy_xz_zx, EG3D's released code, whose third
+    plane repeats the xz plane transposed (the yz plane is never used; its weights depend on it), or xy_yz_zx,
+    Mimic3D's released code (planes xy, yz, zx)."""
     align_corners: bool = False
     """grid_sample's align_corners: False (texel centres, EG3D and ours) or True (EpiGRAF: corner texels on the faces)."""
     mask_outside_box: bool = True
@@ -104,12 +106,13 @@ def project_onto_planes(
 
     Example: the point (0.25, -0.5, 0.1) with box_half_size 0.5 lands at (0.5, -1) on plane 0,
     (0.5, 0.2) on plane 1 and (-1, 0.2) on plane 2; with ``plane_axes="xy_xz_zx"`` (EG3D) plane 2
-    gets (0.2, 0.5) instead.
+    gets (0.2, 0.5) instead; with ``"xy_yz_zx"`` (Mimic3D) plane 1 gets (-1, 0.2) and plane 2 (0.2, 0.5).
     """
     q = points / box_half_size
     x, y, z = q.unbind(dim=-1)
-    third = torch.stack([z, x], dim=-1) if plane_axes == "xy_xz_zx" else torch.stack([y, z], dim=-1)
-    return torch.stack([torch.stack([x, y], dim=-1), torch.stack([x, z], dim=-1), third], dim=1)
+    second = torch.stack([y, z], dim=-1) if plane_axes == "xy_yz_zx" else torch.stack([x, z], dim=-1)
+    third = torch.stack([z, x], dim=-1) if plane_axes != "xy_xz_yz" else torch.stack([y, z], dim=-1)
+    return torch.stack([torch.stack([x, y], dim=-1), second, third], dim=1)
 
 
 def sample_planes(

@@ -85,7 +85,8 @@ class TriPlaneGeneratorConfig:
     padding_mode: PaddingMode = "zeros"
     """grid_sample padding at the box faces: zeros or border."""
     plane_axes: PlaneAxes = "xy_xz_yz"
-    """Plane sampling coordinates: xy_xz_yz (ours) or xy_xz_zx (EG3D's released weights: the yz plane is never used)."""
+    """Plane sampling coordinates: xy_xz_yz (ours), xy_xz_zx (EG3D's released weights: the yz plane is never used)
+    or xy_yz_zx (Mimic3D's released weights)."""
     align_corners: bool = False
     """grid_sample align_corners of the plane lookups (EpiGRAF: True)."""
     mask_outside_box: bool = True

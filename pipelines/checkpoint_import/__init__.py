@@ -1,1 +1,1 @@
-"""Opening the official EG3D / EpiGRAF ``.pkl`` snapshots without executing anything inside them."""
+"""Opening the official EG3D / EpiGRAF / Mimic3D ``.pkl`` snapshots without executing anything inside them."""

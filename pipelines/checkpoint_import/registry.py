@@ -20,6 +20,7 @@ from pipelines.checkpoint_import.unpickler import read_snapshot
 CONVERTER_MODULES = (
     "pipelines.checkpoint_import.eg3d",
     "pipelines.checkpoint_import.epigraf",
+    "pipelines.checkpoint_import.mimic3d",
 )
 # Which network of a snapshot is converted: the EMA generator, as the official tools use.
 GENERATOR_KEYS = ("G_ema", "G")

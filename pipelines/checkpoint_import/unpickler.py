@@ -337,7 +337,7 @@ def read_snapshot(path: str | Path) -> Any:
         if len(head) < 2 or head[0] != 0x80:
             raise UnsafePickleError(
                 f"{path}: not a pickle (it does not start with a pickle protocol header); expected an official "
-                "EG3D / EpiGRAF network snapshot such as network-snapshot-*.pkl"
+                "EG3D / EpiGRAF / Mimic3D network snapshot such as network-snapshot-*.pkl"
             )
         try:
             return _finalize(SnapshotUnpickler(handle).load())

@@ -13,7 +13,7 @@ import tyro
 
 from pipelines.devices import Device, choose_device
 from pipelines.errors import DEBUG_HELP, check_writable_folder, run_command
-from pipelines.cli.open_generator import open_generator
+from pipelines.cli.open_generator import Branch, open_generator
 from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes, save_mesh
 from pipelines.model import latents_from_seeds
 from pipelines.progress import progress_bar
@@ -25,7 +25,7 @@ class ExportConfig:
 
     checkpoint: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="CHECKPOINT")]
     """A run folder (its newest checkpoint), a checkpoint directory, a generator bundle directory or an official EG3D /
-    EpiGRAF .pkl snapshot (converted without running it)."""
+    EpiGRAF / Mimic3D .pkl snapshot (converted without running it)."""
     out: Path = Path("export")
     """Output folder."""
     seeds: tuple[int, ...] = (0,)
@@ -44,6 +44,10 @@ class ExportConfig:
     """Density queries per field call; lower it when memory runs out."""
     colors: bool = True
     """Store the field's colour at each vertex."""
+    branch: Branch = "3d"
+    """Which branch of a mimic3d generator gives the meshes' field: 3d (coarse plus detail planes, what its direct
+    render shows) or 2d (the coarse planes alone, what its EG3D branch renders). Other pipelines have one
+    branch and take only 3d."""
     truncation_psi: float = 1.0
     """Truncation towards the mean w (1: none)."""
     truncation_cutoff: int | None = None
@@ -67,7 +71,7 @@ def run(config: ExportConfig) -> list[Path]:
         raise SystemExit(f"error: {error}") from None
     check_writable_folder(config.out, "--out")
     device = choose_device(config.device)
-    model = open_generator(config.checkpoint, device).with_options(
+    model = open_generator(config.checkpoint, device, config.branch).with_options(
         truncation_psi=config.truncation_psi, truncation_cutoff=config.truncation_cutoff)
     mesh_config.box_half_size = model.box_half_size
     center = model.cameras.center_pose()  # camera-conditioned generators see the distribution's centre pose

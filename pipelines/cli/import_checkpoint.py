@@ -1,4 +1,4 @@
-"""`epigraf-import FILE.pkl --out DIR`: convert an official EG3D / EpiGRAF snapshot into a generator bundle,
+"""`epigraf-import FILE.pkl --out DIR`: convert an official EG3D / EpiGRAF / Mimic3D snapshot into a generator bundle,
 reading the pickle without executing anything in it."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pipelines.errors import DEBUG_HELP, check_writable_folder, run_command
 
 @dataclass
 class ImportConfig:
-    """Convert an official EG3D or EpiGRAF network snapshot (.pkl) into a generator bundle."""
+    """Convert an official EG3D, EpiGRAF or Mimic3D network snapshot (.pkl) into a generator bundle."""
 
     snapshot: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="FILE.pkl")]
     """An official network snapshot (network-snapshot-*.pkl or a released model such as ffhq512-128.pkl)."""
@@ -50,7 +50,7 @@ def import_command(argv: list[str]) -> int:
         ImportConfig,
         args=argv,
         prog="epigraf-import",
-        description="Convert an official EG3D or EpiGRAF network snapshot (.pkl) into a generator bundle. The pickle "
+        description="Convert an official EG3D, EpiGRAF or Mimic3D network snapshot (.pkl) into a generator bundle. The pickle "
         "is read with an allow-list: the code it carries is never run, and any other object in it is refused. "
         f"{DEBUG_HELP}",
         config=(tyro.conf.OmitArgPrefixes,),

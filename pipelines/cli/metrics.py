@@ -14,7 +14,7 @@ import tyro
 
 from pipelines.devices import Device, choose_device
 from pipelines.errors import DEBUG_HELP, check_writable_folder, run_command
-from pipelines.cli.open_generator import open_generator
+from pipelines.cli.open_generator import Branch, open_generator
 from pipelines.evaluation.inception import InceptionWeightsNotFoundError, find_inception_weights
 from pipelines.evaluation.metrics import MetricsConfig, check_metric_names, compute_metrics
 
@@ -25,7 +25,7 @@ class MetricsCommand:
 
     checkpoint: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="CHECKPOINT")]
     """A run folder (its newest checkpoint), a checkpoint directory, a generator bundle directory or an official EG3D /
-    EpiGRAF .pkl snapshot (converted without running it)."""
+    EpiGRAF / Mimic3D .pkl snapshot (converted without running it)."""
     data: Path
     """The dataset (zip or folder) the generator is compared with; geometry needs the synthetic dataset's metadata.json beside it."""
     metrics: tuple[str, ...] = ("fid", "kid", "swd", "mv_psnr")
@@ -35,6 +35,10 @@ class MetricsCommand:
     resolution: int | None = None
     """Image size of the comparison: dataset images are resized to it and fakes rendered at it (None: the resolution
     the generator was trained at, as its bundle records, else 64)."""
+    branch: Branch = "3d"
+    """Which branch of a mimic3d generator makes the final images: 3d (the direct volume render, consistent across
+    views by construction) or 2d (the EG3D branch: neural render plus super-resolution). Other pipelines have one
+    branch and take only 3d."""
     seed: int = 0
     """Seed of every random choice (latents, cameras, real subset, patches)."""
     out: Path | None = None
@@ -64,7 +68,7 @@ def run(command: MetricsCommand) -> dict[str, object]:
     if command.out is not None:
         check_writable_folder(command.out.parent, "--out")
     device = choose_device(command.device)
-    model = open_generator(command.checkpoint, device)
+    model = open_generator(command.checkpoint, device, command.branch)
     from pipelines.data.image_dataset import DatasetConfig, ImageDataset
     from pipelines.data.problems import DatasetValidationError
 
@@ -85,6 +89,8 @@ def run(command: MetricsCommand) -> dict[str, object]:
         "num_images": min(command.num_images, len(dataset)), "resolution": resolution, "seed": command.seed, "seconds": round(time.perf_counter() - start, 2),
         "metrics": scores,
     }
+    if hasattr(model, "branch"):  # a two-branch generator: which one was scored
+        record["branch"] = model.branch
     if command.out is not None:
         command.out.parent.mkdir(parents=True, exist_ok=True)
         with command.out.open("a") as file:

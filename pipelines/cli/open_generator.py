@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from pipelines.engine.checkpoints import CheckpointError, list_checkpoints
 from pipelines.model import GeneratorModel, ModelLoadError, open_model
 
+Branch = Literal["3d", "2d"]
+"""Which branch of a two-branch generator makes the final images (the --branch option)."""
+BRANCHED_PIPELINES = ("mimic3d",)
+"""Pipelines whose generators have a 2D branch beside the direct 3D render (named in the --branch error)."""
 
-def open_generator(path: Path, device: torch.device) -> GeneratorModel:
-    """A run folder (its newest checkpoint), a checkpoint directory, a generator bundle or an official .pkl as a model.
+
+def open_generator(path: Path, device: torch.device, branch: Branch = "3d") -> GeneratorModel:
+    """A run folder (its newest checkpoint), a checkpoint directory, a generator bundle or an official .pkl as a model,
+    showing ``branch`` ("3d": the model's own final images; "2d": a mimic3d generator's super-resolved branch).
 
     Raises CheckpointError for a run without checkpoints and ModelLoadError otherwise, in one line
-    (a list of skipped checkpoints is joined with "; ").
+    (a list of skipped checkpoints is joined with "; "); ``branch="2d"`` on a generator without
+    branches is a ModelLoadError naming the path, its pipeline and the pipelines that have branches.
     """
     path = Path(path)
     if (path / "checkpoints").is_dir() and not list_checkpoints(path):
@@ -23,7 +31,21 @@ def open_generator(path: Path, device: torch.device) -> GeneratorModel:
             "pass a run with checkpoints, a checkpoint directory (RUN/checkpoints/step-*) or a generator bundle"
         )
     try:
-        return open_model(path, device=device)
+        model = open_model(path, device=device)
     except ModelLoadError as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         raise ModelLoadError(lines[0] + "".join(f"; {line}" for line in lines[1:])) from None
+    return with_branch(model, branch, path)
+
+
+def with_branch(model: GeneratorModel, branch: Branch, path: Path) -> GeneratorModel:
+    """``model`` showing ``branch``; a model without branches (no ``branch`` setting) takes only "3d"."""
+    if hasattr(model, "branch"):
+        return model.with_options(branch=branch)
+    if branch != "3d":
+        raise ModelLoadError(
+            f"--branch {branch}: {path} holds a {model.pipeline} generator, which has one branch (its final images "
+            f"are the only ones it makes); only {', '.join(BRANCHED_PIPELINES)} generators have a 2D branch beside "
+            "the direct 3D render: leave --branch out"
+        )
+    return model

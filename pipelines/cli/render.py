@@ -15,7 +15,7 @@ import tyro
 from pipelines.devices import Device, choose_device
 from pipelines.errors import DEBUG_HELP, check_writable_folder, run_command
 from pipelines.engine.snapshots import images_to_grid, save_grid
-from pipelines.cli.open_generator import open_generator
+from pipelines.cli.open_generator import Branch, open_generator
 from pipelines.evaluation.trajectories import OrbitConfig, grid_cameras, orbit_cameras, turntable_cameras, zigzag_cameras
 from pipelines.evaluation.video import depth_to_images, opacity_to_images, write_video
 from pipelines.model import GeneratorModel, latents_from_seeds, render, render_ws
@@ -32,7 +32,7 @@ class RenderConfig:
 
     checkpoint: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="CHECKPOINT")]
     """A run folder (its newest checkpoint), a checkpoint directory, a generator bundle directory or an official EG3D /
-    EpiGRAF .pkl snapshot (converted without running it)."""
+    EpiGRAF / Mimic3D .pkl snapshot (converted without running it)."""
     out: Path = Path("renders")
     """Output folder."""
     seeds: tuple[int, ...] = (0, 1, 2, 3)
@@ -63,6 +63,10 @@ class RenderConfig:
     """Truncate only the first N ws (None: all)."""
     class_index: int | None = None
     """Class to generate with a class-conditional generator, 0..num_classes-1 (None: class 0)."""
+    branch: Branch = "3d"
+    """Which branch of a mimic3d generator makes the final images: 3d (the direct volume render, consistent across
+    views by construction) or 2d (the EG3D branch: neural render plus super-resolution). Other pipelines have one
+    branch and take only 3d."""
     orbit: OrbitConfig = field(default_factory=OrbitConfig)
     """Camera orbit; unset values come from the camera distribution stored with the checkpoint (its mean pose)."""
     num_coarse: int | None = None
@@ -169,7 +173,7 @@ def run(config: RenderConfig) -> list[Path]:
     validate(config)
     check_writable_folder(config.out, "--out")
     device = choose_device(config.device)
-    model = open_generator(config.checkpoint, device)
+    model = open_generator(config.checkpoint, device, config.branch)
     model = with_sample_counts(model, config.num_coarse, config.num_fine).with_options(
         truncation_psi=config.truncation_psi, truncation_cutoff=config.truncation_cutoff)
     if config.class_index is not None:

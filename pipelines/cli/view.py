@@ -6,6 +6,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import tyro
 
@@ -18,10 +19,14 @@ class ViewArgs:
     """Serve a run, checkpoint or generator bundle to a browser tab that follows your camera."""
 
     path: tyro.conf.Positional[Path]
-    """A generator bundle, a checkpoint directory, a run folder (its newest checkpoint) or an official EG3D / EpiGRAF
-    .pkl snapshot (converted without running it)."""
+    """A generator bundle, a checkpoint directory, a run folder (its newest checkpoint) or an official EG3D / EpiGRAF /
+    Mimic3D .pkl snapshot (converted without running it)."""
     viewer: ViewerConfig = field(default_factory=ViewerConfig)
     """Viewer options (host, port, resolution, ...)."""
+    branch: Literal["3d", "2d"] = "3d"
+    """Which branch of a mimic3d generator makes the final images: 3d (the direct volume render, consistent across
+    views by construction) or 2d (the EG3D branch: neural render plus super-resolution). Other pipelines have one
+    branch and take only 3d."""
     seconds: float | None = None
     """Stop after this many seconds (default: run until Ctrl-C)."""
 
@@ -44,7 +49,7 @@ def view_command(argv: list[str]) -> int:
     from pipelines.cli.open_generator import open_generator
     from pipelines.viewer.server import GeneratorViewer
 
-    model = open_generator(args.path, choose_device(args.viewer.device or "auto"))
+    model = open_generator(args.path, choose_device(args.viewer.device or "auto"), args.branch)
     viewer = GeneratorViewer(model, args.viewer, title=f"epigraf · {model.pipeline} · {args.path}")
     viewer.start()
     try:

@@ -18,11 +18,18 @@ xz      yz (y, z)               W (y): a function of z            a column (z is
 yz      xy (x, y)               W (x): a function of y            a row (y is yz's W)
 yz      xz (x, z)               W (x): a function of z            a column (z is yz's H)
 ======  ======================  ================================  ===========================
+
+Mimic3D's released weights use its own planes, xy (x, y), yz (y, z), zx (z, x) as (W, H), and
+concatenate the three inputs in plane order (a plane's own features in its own slot, not first);
+:func:`pool_other_planes_mimic3d` reproduces that for generators with ``plane_axes="xy_yz_zx"``.
+There every pooled profile lands transposed: a function of the other plane's width becomes a
+column of the target, one of its height a row.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -64,6 +71,32 @@ def pool_other_planes(planes: Tensor) -> Tensor:
     return torch.stack([on_xy, on_xz, on_yz], dim=1)
 
 
+def pool_other_planes_mimic3d(planes: Tensor) -> Tensor:
+    """Mimic3D's layout: planes [b, 3, c, r, r] ordered xy, yz, zx -> [b, 3, 3c, r, r], each target's input the
+    three planes in plane order, the two others pooled along the axis the target lacks.
+
+    Example: for the target yz, xy is pooled over x (its width) into a function of y, which runs along yz's
+    width, and zx is pooled over x (its height) into a function of z, which runs along yz's height.
+    """
+    if planes.ndim != 5 or planes.shape[1] != 3 or planes.shape[-1] != planes.shape[-2]:
+        raise ValueError(f"pool_other_planes_mimic3d: planes must be [b, 3, c, r, r], got {list(planes.shape)}")
+    xy, yz, zx = planes.unbind(dim=1)
+    size = planes.shape[-1]
+
+    def over(part: Tensor) -> Tensor:
+        return part.transpose(-1, -2).expand(*part.shape[:-2], size, size)
+
+    on_xy = torch.cat([xy, over(pooled_row(yz)), over(pooled_column(zx))], dim=1)
+    on_yz = torch.cat([over(pooled_column(xy)), yz, over(pooled_row(zx))], dim=1)
+    on_zx = torch.cat([over(pooled_row(xy)), over(pooled_column(yz)), zx], dim=1)
+    return torch.stack([on_xy, on_yz, on_zx], dim=1)
+
+
+def plane_pooling(plane_axes: str) -> Callable[[Tensor], Tensor]:
+    """The pooling of a generator's plane layout: Mimic3D's for ``xy_yz_zx``, else ours (planes xy, xz, yz)."""
+    return pool_other_planes_mimic3d if plane_axes == "xy_yz_zx" else pool_other_planes
+
+
 class PlaneLayer(nn.Module):
     """One modulated convolution run on all three planes with shared weights and one style per plane.
 
@@ -75,9 +108,10 @@ class PlaneLayer(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: int = 1,
                  aware: bool = True, demodulate: bool = True, use_noise: bool = True,
-                 conv_clamp: float | None = None) -> None:
+                 conv_clamp: float | None = None, plane_axes: str = "xy_xz_yz") -> None:
         super().__init__()
         self.aware, self.demodulate, self.up, self.conv_clamp = aware, demodulate, up, conv_clamp
+        self.pool = plane_pooling(plane_axes)
         self.resolution, self.out_channels = resolution, out_channels
         self.conv_in = in_channels * (3 if aware else 1)
         kernel = 3 if demodulate else 1
@@ -99,7 +133,7 @@ class PlaneLayer(nn.Module):
                 rng: torch.Generator | None = None) -> Tensor:
         """planes [b, 3, c, r, r] and w [b, w_dim] -> [b, 3, out_channels, r * up, r * up]."""
         b = planes.shape[0]
-        x = pool_other_planes(planes) if self.aware else planes
+        x = self.pool(planes) if self.aware else planes
         x = x.reshape(b * 3, self.conv_in, *x.shape[-2:])
         styles = self.styles(w.float()).to(x.dtype)
         if not self.demodulate:
@@ -128,12 +162,13 @@ class PlaneBlock(nn.Module):
     """
 
     def __init__(self, channels: int, w_dim: int, resolution: int, up: int, aware: bool, use_noise: bool,
-                 conv_clamp: float | None) -> None:
+                 conv_clamp: float | None, plane_axes: str = "xy_xz_yz") -> None:
         super().__init__()
         self.up = up
-        self.conv0 = PlaneLayer(channels, channels, w_dim, resolution * up, up, aware, True, use_noise, conv_clamp)
-        self.conv1 = PlaneLayer(channels, channels, w_dim, resolution * up, 1, aware, True, use_noise, conv_clamp)
-        self.to_planes = PlaneLayer(channels, channels, w_dim, resolution * up, 1, aware, False, False, conv_clamp)
+        size = resolution * up
+        self.conv0 = PlaneLayer(channels, channels, w_dim, size, up, aware, True, use_noise, conv_clamp, plane_axes)
+        self.conv1 = PlaneLayer(channels, channels, w_dim, size, 1, aware, True, use_noise, conv_clamp, plane_axes)
+        self.to_planes = PlaneLayer(channels, channels, w_dim, size, 1, aware, False, False, conv_clamp, plane_axes)
 
     def forward(self, planes: Tensor, w: Tensor, noise_mode: NoiseMode, rng: torch.Generator | None) -> Tensor:
         x = self.conv1(self.conv0(planes, w, noise_mode, rng), w, noise_mode, rng)
@@ -147,14 +182,15 @@ class AwareBranch(nn.Module):
     plus the branch's own output so far, and returns planes at 2r (at R: at R, no upsampling);
     its output at R is the coarse tri-plane. Two blocks without pooling then lift it to 2R (the
     detail plane). Every block takes the last w of its backbone block, the detail blocks the last w.
+    ``plane_axes`` is the generator's plane layout, which decides the pooling (:func:`plane_pooling`).
     """
 
     def __init__(self, channels: int, w_dim: int, plane_resolution: int, use_noise: bool = True,
-                 conv_clamp: float | None = None) -> None:
+                 conv_clamp: float | None = None, plane_axes: str = "xy_xz_yz") -> None:
         super().__init__()
         self.resolutions = [2**i for i in range(2, int(math.log2(plane_resolution)) + 1)]
         self.blocks = nn.ModuleList(
-            PlaneBlock(channels, w_dim, r, 2 if r < plane_resolution else 1, True, use_noise, conv_clamp)
+            PlaneBlock(channels, w_dim, r, 2 if r < plane_resolution else 1, True, use_noise, conv_clamp, plane_axes)
             for r in self.resolutions
         )
         self.detail_blocks = nn.ModuleList([

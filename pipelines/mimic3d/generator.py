@@ -116,7 +116,7 @@ class Mimic3dGenerator(nn.Module):
             if seed is not None:
                 torch.manual_seed(seed + 4)
             aware = AwareBranch(config.plane_channels, config.w_dim, config.plane_resolution,
-                                aware_config.use_noise, aware_config.conv_clamp)
+                                aware_config.use_noise, aware_config.conv_clamp, config.plane_axes)
         generator = cls(triplane, aware, superresolution, aware_config)
         return generator.to(device) if device is not None else generator
 
@@ -228,7 +228,7 @@ def load_mimic3d_bundle(path: Path, device: torch.device | str = "cpu", backend:
     config = triplane.config
     sr = SuperResolution(sr_config, config.w_dim)
     aware = AwareBranch(config.plane_channels, config.w_dim, config.plane_resolution, aware_config.use_noise,
-                        aware_config.conv_clamp)
+                        aware_config.conv_clamp, config.plane_axes)
     extra = TriPlaneGenerator.load_extra_tensors(bundle.directory)
     for module, prefix in ((sr, SUPERRESOLUTION_PREFIX), (aware, AWARE_PREFIX)):
         state = {k[len(prefix):]: v for k, v in extra.items() if k.startswith(prefix)}

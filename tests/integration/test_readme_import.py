@@ -1,4 +1,4 @@
-"""README's "Opening the released EG3D and EpiGRAF models" commands, run as written on a look-alike snapshot."""
+"""README's "Opening the released EG3D, EpiGRAF and Mimic3D models" commands, run as written on a look-alike snapshot."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from PIL import Image
 from tests.integration.test_readme_commands import readme_commands
 from tests.pipelines.checkpoint_import import lookalike
 
-SECTION = "Opening the released EG3D and EpiGRAF models"
+SECTION = "Opening the released EG3D, EpiGRAF and Mimic3D models"
 SNAPSHOT_PLACEHOLDER = "ffhq512-128.pkl"
 
 
