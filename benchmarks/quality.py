@@ -3,7 +3,8 @@
 For each run (a run folder, checkpoint or generator bundle): SWD of its images to real images,
 multi-view warp PSNR, COV / MMD / 1-NNA of its marching-cubes meshes against the ground-truth meshes,
 and the family histogram (the family of each generated shape's nearest ground-truth mesh, beside the
-dataset's shares; see pipelines/evaluation/families.py). Every random choice comes from --seed, so
+dataset's shares; see pipelines/evaluation/families.py), and the spread of hue inside its objects
+beside the real objects' (pipelines/evaluation/colour.py). Every random choice comes from --seed, so
 two invocations on the same run print the same row.
 
     python benchmarks/quality.py runs/patch-gan-A runs/patch-gan-B --labels old new \\
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 
 from pipelines.data.image_dataset import DatasetConfig, ImageDataset
+from pipelines.evaluation.colour import median_hue_spread, real_object_mask
 from pipelines.evaluation.families import RECOGNITION_QUANTILE, family_histogram, reference_families
 from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes
 from pipelines.evaluation.metrics import MetricsConfig, compute_metrics
@@ -75,10 +77,35 @@ def score_run(path: Path, data: Path, references: list, families: list[str], arg
                                  torch.Generator().manual_seed(args.seed + 3), threshold_sample=args.shapes)
     scores.update(histogram.as_dict())
     lap("families")
+    scores["hue_spread"] = generated_hue_spread(model, resolution, args)
+    lap("hue_spread")
     return {"run": str(path), "pipeline": model.pipeline, "resolution": resolution, "scores": scores,
             "family_counts": histogram.counts, "reference_shares": histogram.reference_shares,
             "recognition_threshold": histogram.threshold,
             "seconds": round(time.perf_counter() - start, 1), "stage_seconds": stages}
+
+
+def generated_hue_spread(model: GeneratorModel, resolution: int, args: argparse.Namespace) -> float:
+    """Median hue spread inside ``args.colour_images`` generated objects (pixels at opacity above 0.5)."""
+    rng = torch.Generator().manual_seed(args.seed + 4)
+    z = torch.randn(args.colour_images, model.z_dim, generator=rng)
+    cameras = model.cameras.sample(args.colour_images, rng)
+    rgb, masks = [], []
+    for start in range(0, args.colour_images, args.batch):
+        sl = slice(start, start + args.batch)
+        with torch.no_grad():
+            out = render(model, z[sl].to(model.device), cameras[sl], resolution)
+        rgb.append(out.rgb.cpu())
+        masks.append(out.opacity[:, 0].cpu() > 0.5)
+    return median_hue_spread(torch.cat(rgb), torch.cat(masks))
+
+
+def real_hue_spread(data: Path, count: int, seed: int) -> float:
+    """Median hue spread inside ``count`` real objects of the dataset (pixels away from the white background)."""
+    dataset = ImageDataset(DatasetConfig(path=data, resolution=64))
+    pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed + 4))[:count]
+    images = (torch.stack([dataset[int(i)][0] for i in pick]) + 1) / 2
+    return median_hue_spread(images, real_object_mask(images))
 
 
 def side_by_side(paths: list[Path], labels: list[str], out: Path, count: int, columns: int, seed: int,
@@ -109,9 +136,10 @@ def side_by_side(paths: list[Path], labels: list[str], out: Path, count: int, co
     return out
 
 
-def print_table(rows: list[dict], families: list[str], reference_shares: dict[str, float]) -> None:
+def print_table(rows: list[dict], families: list[str], reference_shares: dict[str, float],
+                real_hue: float) -> None:
     names = list(dict.fromkeys(families))
-    head = ["run", *COLUMNS, *names, "present", "tv", "recog"]
+    head = ["run", *COLUMNS, *names, "present", "tv", "recog", "hue"]
     widths = [max(12, *(len(r["label"]) for r in rows)), *[8] * (len(head) - 1)]
     line = lambda cells: "| " + " | ".join(f"{c:>{w}}" for c, w in zip(cells, widths)) + " |"  # noqa: E731
     print(line(head))
@@ -120,13 +148,15 @@ def print_table(rows: list[dict], families: list[str], reference_shares: dict[st
         s = row["scores"]
         cells = [row["label"], f"{s['swd']:.1f}", f"{s['mv_psnr']:.2f}", f"{s['cov']:.3f}", f"{s['mmd']:.4f}",
                  f"{s['1nna']:.3f}", f"{s['empty']:.2f}", *[f"{s[f'family_{n}']:.2f}" for n in names],
-                 f"{s['family_present']:.0f}/{len(names)}", f"{s['family_tv']:.2f}", f"{s['family_recognised']:.2f}"]
+                 f"{s['family_present']:.0f}/{len(names)}", f"{s['family_tv']:.2f}", f"{s['family_recognised']:.2f}",
+                 f"{s['hue_spread']:.2f}"]
         print(line(cells))
     print(line(["dataset", *[""] * len(COLUMNS), *[f"{reference_shares[n]:.2f}" for n in names],
-                f"{len(names)}/{len(names)}", "0.00", f"{RECOGNITION_QUANTILE:.2f}"]))
+                f"{len(names)}/{len(names)}", "0.00", f"{RECOGNITION_QUANTILE:.2f}", f"{real_hue:.2f}"]))
     print("family columns: share of generated shapes whose nearest ground-truth mesh is of that family; present: "
           "families that occur; tv: total variation to the dataset's shares; recog: share of shapes no farther from "
-          "their nearest mesh than the dataset's meshes are from theirs (95th percentile)")
+          "their nearest mesh than the dataset's meshes are from theirs (95th percentile); hue: median circular spread "
+          "of hue (radians) inside an object, 0 for one flat colour")
 
 
 def main() -> None:
@@ -143,6 +173,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=2048, help="surface points per shape for COV/MMD/1-NNA")
     parser.add_argument("--family-points", type=int, default=512,
                         help="surface points per shape for the family histogram (against every reference mesh)")
+    parser.add_argument("--colour-images", type=int, default=64,
+                        help="generated and real images for the hue spread inside objects")
     parser.add_argument("--batch", type=int, default=8, help="scenes rendered at once")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -170,7 +202,8 @@ def main() -> None:
     print(f"data {args.data}, seed {args.seed}, {args.images} images for SWD, {args.shapes} shapes at "
           f"{args.mesh_resolution}^3 (level {args.level:g}), torch threads {torch.get_num_threads()}, "
           f"load average {load:.1f}")
-    print_table(rows, families, rows[0]["reference_shares"])
+    real_hue = real_hue_spread(args.data, args.colour_images, args.seed)
+    print_table(rows, families, rows[0]["reference_shares"], real_hue)
     for r in rows:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in r["stage_seconds"].items())
         print(f"{r['label']}: {r['seconds']:.0f} s ({stages})")
@@ -178,7 +211,8 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                     if k not in ("runs", "labels", "json", "grid")}
-        args.json.write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"settings": settings, "rows": rows, "dataset_hue_spread": real_hue},
+                                        indent=2) + "\n")
     if args.grid is not None:
         side_by_side(args.runs, labels, args.grid, args.grid_samples, args.grid_columns, args.seed, args.device)
         print(f"grids side by side: {args.grid}")

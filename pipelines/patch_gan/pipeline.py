@@ -115,14 +115,21 @@ def gpu_preset() -> PatchGanTrainConfig:
 def cpu_preset() -> PatchGanTrainConfig:
     """A run that shows a real result in minutes on a laptop CPU: small widths, 64^2 images, 32^2 patches.
 
-    Rendering uses 12 + 12 samples per ray: the built-in objects are opaque, and on a CPU the
-    renderer is most of the cost of a step. The patch annealing keeps EpiGRAF's 10,000 kimg, so in
-    a run this short patches stay close to whole images at 32^2, as in EpiGRAF's first phase;
-    compressing it into the run made the shapes fall apart once patches shrank (seen at 8 and 12
-    kimg on the built-in dataset). The input blur fades within the run. R1 gamma 0.2 without
-    density noise gave object-like shapes within 6 kimg, where gamma 0.05 with noise 0.5 was still
-    at round blobs. 16 kimg (about 11 minutes on 2 cores) rather than 8: between 8 and 16 kimg
-    vases grow necks and rims and mushrooms separate caps from stems.
+    Rendering uses 12 + 12 samples per ray: on a CPU, sampling the planes (grid_sample and its
+    backward) is most of the cost of a step; 24 + 12 cost 10% more. The patch annealing keeps
+    EpiGRAF's 10,000 kimg, so in a run this short patches stay close to whole images at 32^2, as in
+    EpiGRAF's first phase; compressing it into the run made the shapes fall apart once patches
+    shrank (at 12 kimg: 20 of 32 samples with floaters, none recognised as a dataset shape). The
+    input blur fades within the run. R1 gamma 0.2 without density noise gave object-like shapes
+    within 6 kimg; gamma 0.05 changed little at 12 kimg.
+
+    The discriminator is twice as wide as the generator's widths would suggest (channel base 2048,
+    at most 64 channels): at 12 kimg it left 2 of 32 samples with floaters where the narrower one
+    left 7, at about 20% more time per kimg (doubling the generator's synthesis widths instead did
+    not help). The EMA spans 2 kimg (with its ramp-up, 0.05 of the images seen so far) rather than
+    0.25. 24 kimg take about 12 minutes on 2 quiet cores, turntable included; between 8 and 24
+    kimg vases grow necks and rims and mushrooms separate caps from stems. Chairs and tables (small,
+    with parts thinner than a 32^2 pixel) are still rare at the end.
 
     The final turntable shows 8 of the snapshot latents, 4 per row, each at 128^2: twice the
     training resolution, which a pure 3D generator renders without retraining. Its 36 frames hold
@@ -137,16 +144,16 @@ def cpu_preset() -> PatchGanTrainConfig:
         resolution=64,
         patch_resolution=32,
         batch=8,
-        kimg=16.0,
+        kimg=24.0,
         trainer=TrainerConfig(tick_kimg=0.4, snapshot_ticks=5, checkpoint_ticks=5, snapshot_grid=(8, 4),
                               turntable_samples=8, turntable_resolution=128, turntable_columns=4),
         model=PatchGanConfig(
             generator=generator,
-            discriminator=DiscriminatorConfig(channel_base=1024, channel_max=32, hyper_mod_dim=32, patch_table_dim=16),
+            discriminator=DiscriminatorConfig(channel_base=2048, channel_max=64, hyper_mod_dim=32, patch_table_dim=16),
             renderer=VolumeRendererConfig(sampler="importance", num_coarse=12, num_fine=12, chunk_size=65536),
             patches=PatchSamplerConfig(),
             losses=PatchGanLossConfig(r1_gamma=0.2, blur_sigma=2.0, blur_fade_kimg=1.5, density_noise=0.0,
-                                      density_noise_kimg=1.0, ema_kimg=0.25),
+                                      density_noise_kimg=1.0, ema_kimg=2.0),
             g_optimizer=AdamConfig(lr=0.0025, reg_interval=0),
             d_optimizer=AdamConfig(lr=0.002, reg_interval=16),
         ),

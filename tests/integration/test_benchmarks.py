@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end at toy sizes and print the tables they promise."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -94,9 +95,32 @@ def test_quality_benchmark_scores_a_tiny_generator_the_same_way_twice(tmp_path):
     assert [r[0].strip() for r in rows] == ["run", "first", "again", "dataset"]
     assert [c.strip() for c in rows[-1][7:11]] == ["0.25"] * 4  # one reference mesh per family
     saved = json.loads((tmp_path / "q.json").read_text())["rows"]
-    assert saved[0]["scores"] == saved[1]["scores"]  # every random choice comes from the seed
+    first, again = saved[0]["scores"], saved[1]["scores"]  # every random choice comes from the seed
+    assert first.keys() == again.keys()
+    assert all(first[k] == again[k] or (math.isnan(first[k]) and math.isnan(again[k])) for k in first)
     assert sum(saved[0]["family_counts"].values()) == 4
-    assert {"swd", "mv_psnr", "cov", "mmd", "1nna", "family_tv"} <= set(saved[0]["scores"])
+    assert {"swd", "mv_psnr", "cov", "mmd", "1nna", "family_tv", "hue_spread"} <= set(saved[0]["scores"])
+    assert rows[0][-1].strip() == "hue" and not math.isnan(float(rows[-1][-1]))  # the reals' spread is measured
     from PIL import Image
 
     assert Image.open(tmp_path / "grid.png").width > 2 * 2 * 16
+
+
+def test_discriminator_colour_probe_scores_reals_and_their_edits(tmp_path):
+    from pipelines.data.synthetic import SynthConfig, build_synthetic_dataset
+    from pipelines.engine.launch import run_training
+    from tests.pipelines.data.data_test_utils import TINY
+    from tests.pipelines.tiny import tiny_train_config
+
+    build_synthetic_dataset(SynthConfig(out=tmp_path / "synth", seed=3, **TINY))
+    config = tiny_train_config(out=tmp_path / "run", kimg=0.004)
+    config.data = tmp_path / "synth" / "dataset.zip"
+    run_training(config)
+    out = _run("benchmarks/discriminator_colour.py", str(tmp_path / "run"), "--images", "4")
+    rows = {cells[0]: cells[1:] for cells in (
+        [c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines() if line.startswith("| "))}
+    assert set(rows) == {"images", "real", "hue sweep", "global hue", "flat"}
+    assert float(rows["real"][1]) == 0.0 and float(rows["real"][2]) == 0.0
+    for name in ("hue sweep", "global hue", "flat"):
+        mean, difference, below = (float(v) for v in rows[name])
+        assert abs(mean - float(rows["real"][0]) - difference) < 0.011 and 0.0 <= below <= 1.0

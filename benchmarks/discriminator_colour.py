@@ -1,0 +1,97 @@
+"""Does a patch-gan run's discriminator see colour? Its logits on real images and on edited copies of them.
+
+A generator early in training paints its objects with hue gradients where every real object has one
+colour. Whether the discriminator can object to that is measured here: each real image (whole, as
+one scale-1 patch) is scored as it is and in three edits of it:
+
+* hue sweep: hues turned by an angle growing across the image (one full turn corner to corner), the
+  blend the generator paints;
+* global hue: the whole image turned by one random angle, a recolouring the dataset could hold;
+* flat: every object pixel set to the object's mean colour, its shading gone.
+
+It prints the mean logit of each, its difference to the real images' and the share of images scored
+below their own real version (0.5: the edit makes no difference to D). A discriminator blind to hue
+gives the hue sweep about the real logits.
+
+    python benchmarks/discriminator_colour.py runs/patch-gan-... --images 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from pipelines.data.image_dataset import DatasetConfig, ImageDataset
+from pipelines.engine.checkpoints import find_latest_checkpoint, load_training_state
+from pipelines.engine.launch import read_config
+from pipelines.evaluation.colour import real_object_mask, rotate_hue
+from pipelines.patch_gan.pipeline import PatchGanPipeline
+from renderers.patches import Patch, crop_patches
+
+
+def edited_images(reals: torch.Tensor, rng: torch.Generator) -> dict[str, torch.Tensor]:
+    """The real images [b, 3, R, R] in [0, 1] and their edits, by name."""
+    b, _, size, _ = reals.shape
+    ramp = torch.linspace(0, 0.5, size)
+    sweep = 2 * math.pi * (ramp[None, :] + ramp[:, None])
+    mask = real_object_mask(reals)[:, None]
+    mean = (reals * mask).sum(dim=(2, 3), keepdim=True) / mask.sum(dim=(2, 3), keepdim=True).clamp(min=1)
+    return {
+        "real": reals,
+        "hue sweep": rotate_hue(reals, sweep.expand(b, 1, size, size)),
+        "global hue": rotate_hue(reals, torch.rand(b, 1, 1, 1, generator=rng) * 2 * math.pi),
+        "flat": torch.where(mask, mean.expand_as(reals), reals),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a patch-gan run folder (its newest checkpoint is used)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint of the run instead of its newest")
+    parser.add_argument("--data", type=Path, default=None, help="the dataset (default: the run's)")
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    config = read_config(args.run)
+    if config.pipeline != "patch-gan":
+        raise SystemExit(f"error: {args.run}: a {config.pipeline} run; this probe reads a patch-gan discriminator")
+    data = args.data or config.data
+    if data is None:
+        from pipelines.data.builtin import ensure_builtin_dataset
+
+        data = ensure_builtin_dataset(progress=False)
+    dataset = ImageDataset(DatasetConfig(path=data, resolution=config.resolution))
+    pipeline = PatchGanPipeline(config, torch.device("cpu"), dataset)
+    if pipeline.config.discriminator.c_dim:
+        raise SystemExit(f"error: {args.run}: its discriminator is conditioned (camera or class labels); this probe "
+                         "scores images without labels")
+    checkpoint = args.checkpoint or find_latest_checkpoint(args.run)
+    pipeline.load_state_dict(load_training_state(checkpoint)["pipeline"])
+
+    rng = torch.Generator().manual_seed(args.seed)
+    pick = torch.randperm(len(dataset), generator=rng)[: args.images]
+    reals = (torch.stack([dataset[int(i)][0] for i in pick]) + 1) / 2
+    whole = Patch(scales=torch.ones(len(pick)), offsets=torch.zeros(len(pick), 2))
+    logits = {}
+    for name, images in edited_images(reals, rng).items():
+        patches = crop_patches(images * 2 - 1, whole, config.patch_resolution)
+        with torch.no_grad():  # as D sees images once the input blur has faded, without augmentation
+            logits[name] = pipeline.D(patches, whole, None).float().flatten()
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{checkpoint}, {len(pick)} real images of {data}, load average {load:.1f}")
+    print(f"| {'images':<10} | mean logit | vs real | below own real |")
+    print(f"|{'-' * 12}|{'-' * 12}|{'-' * 9}|{'-' * 16}|")
+    for name, values in logits.items():
+        below = (values < logits["real"]).float().mean()
+        print(f"| {name:<10} | {values.mean():+10.2f} | {values.mean() - logits['real'].mean():+7.2f} | "
+              f"{below:14.2f} |")
+
+
+if __name__ == "__main__":
+    main()

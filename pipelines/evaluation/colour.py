@@ -1,0 +1,82 @@
+"""How many hues an object carries: the circular spread of hue over an image's object pixels.
+
+Real objects of the built-in dataset are made of one material each: shading changes their brightness,
+not their hue. A generator early in training paints objects with hue gradients (green into blue into
+purple) that SWD barely notices. The hue spread of an image is the circular standard deviation
+``sqrt(-2 ln R)`` of the hue angle over its coloured object pixels (saturation above a floor, so
+that grey and near-white pixels, whose hue is noise, do not count), ``R`` the length of the mean
+unit hue vector: 0 for a single hue, growing as hues spread around the colour wheel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+SATURATION_FLOOR = 0.25
+"""Pixels below this HSV saturation have no reliable hue and are left out."""
+MIN_PIXELS = 10
+"""An image with fewer coloured object pixels has no hue spread (NaN)."""
+
+
+def hue_and_saturation(images: Float[Tensor, "b 3 h w"]) -> tuple[Float[Tensor, "b h w"], Float[Tensor, "b h w"]]:
+    """HSV hue (radians in [0, 2 pi)) and saturation of RGB images in [0, 1].
+
+    Example: pure red has hue 0, green 2 pi / 3, blue 4 pi / 3; all three have saturation 1.
+    """
+    r, g, b = images.clamp(0, 1).unbind(dim=1)
+    high = torch.maximum(torch.maximum(r, g), b)
+    low = torch.minimum(torch.minimum(r, g), b)
+    chroma = high - low
+    saturation = torch.where(high > 0, chroma / high.clamp(min=1e-8), torch.zeros_like(high))
+    safe = chroma.clamp(min=1e-8)
+    sector = torch.where(high == r, ((g - b) / safe) % 6,
+                         torch.where(high == g, (b - r) / safe + 2, (r - g) / safe + 4))
+    return sector * (math.pi / 3), saturation
+
+
+def hue_spread(images: Float[Tensor, "b 3 h w"], object_mask: Bool[Tensor, "b h w"]) -> Float[Tensor, " b"]:
+    """Circular standard deviation of hue (radians) over each image's coloured object pixels; NaN where
+    fewer than :data:`MIN_PIXELS` object pixels reach :data:`SATURATION_FLOOR`.
+
+    Example: an object in one flat colour, shaded from light to dark, has spread ~0; one half red and
+    half green (hues 2 pi / 3 apart) has sqrt(-2 ln 0.5) = 1.18.
+    """
+    hue, saturation = hue_and_saturation(images)
+    counted = (object_mask & (saturation > SATURATION_FLOOR)).float()
+    count = counted.sum(dim=(1, 2))
+    cos = (torch.cos(hue) * counted).sum(dim=(1, 2)) / count.clamp(min=1)
+    sin = (torch.sin(hue) * counted).sum(dim=(1, 2)) / count.clamp(min=1)
+    length = torch.sqrt(cos**2 + sin**2).clamp(min=1e-12, max=1.0)
+    spread = torch.sqrt(-2 * torch.log(length))
+    return torch.where(count >= MIN_PIXELS, spread, torch.full_like(spread, float("nan")))
+
+
+def real_object_mask(images: Float[Tensor, "b 3 h w"], background: float = 1.0,
+                     tolerance: float = 0.08) -> Bool[Tensor, "b h w"]:
+    """Pixels of images in [0, 1] that differ from a uniform ``background`` by more than ``tolerance`` in some
+    channel (the built-in dataset renders its objects on white)."""
+    return (images - background).abs().amax(dim=1) > tolerance
+
+
+def median_hue_spread(images: Float[Tensor, "b 3 h w"], object_mask: Bool[Tensor, "b h w"]) -> float:
+    """The median of :func:`hue_spread` over the images that have one (NaN if none has)."""
+    spreads = hue_spread(images, object_mask)
+    spreads = spreads[~spreads.isnan()]
+    return float(spreads.median()) if len(spreads) else float("nan")
+
+
+def rotate_hue(images: Float[Tensor, "b 3 h w"], angle: Float[Tensor, "b 1 h w"]) -> Float[Tensor, "b 3 h w"]:
+    """RGB images in [0, 1] with every pixel's colour turned by ``angle`` (radians, per pixel) about the grey
+    axis: brightness and greys stay, hue moves (results clamped to [0, 1]).
+
+    Example: a turn by 2 pi / 3 takes pure red (1, 0, 0) to pure green (0, 1, 0).
+    """
+    axis = images.new_full((3,), 1 / math.sqrt(3))[None, :, None, None]
+    grey = (images * axis).sum(dim=1, keepdim=True) * axis
+    chroma = images - grey
+    cross = torch.cross(axis.expand_as(chroma), chroma, dim=1)
+    return (grey + chroma * torch.cos(angle) + cross * torch.sin(angle)).clamp(0, 1)

@@ -1,0 +1,79 @@
+"""Hue spread inside objects: one flat colour scores ~0 whatever its shading, hue gradients score high."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from pipelines.evaluation.colour import hue_and_saturation, hue_spread, median_hue_spread, real_object_mask
+
+
+def _disc_mask(size: int = 32) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    return ((x - size / 2) ** 2 + (y - size / 2) ** 2 < (size / 3) ** 2)[None]
+
+
+def _hsv_image(hue: torch.Tensor, value: torch.Tensor, saturation: float = 0.8) -> torch.Tensor:
+    """An RGB image [1, 3, h, w] from per-pixel hue (radians) and value, on white outside the disc."""
+    sector = (hue / (math.pi / 3)) % 6
+    k = lambda n: (n + sector) % 6  # noqa: E731
+    channel = lambda n: value * (1 - saturation * torch.clamp(torch.minimum(k(n), 4 - k(n)), 0, 1))  # noqa: E731
+    rgb = torch.stack([channel(5), channel(3), channel(1)])[None]
+    return torch.where(_disc_mask(hue.shape[-1])[:, None], rgb, torch.ones_like(rgb))
+
+
+def test_primary_colours_have_their_textbook_hues():
+    images = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])[:, :, None, None]
+    hue, saturation = hue_and_saturation(images)
+    assert torch.allclose(hue.flatten(), torch.tensor([0.0, 2 * math.pi / 3, 4 * math.pi / 3]), atol=1e-5)
+    assert torch.allclose(saturation.flatten(), torch.ones(3))
+
+
+def test_a_flat_colour_under_shading_has_no_spread_and_the_white_background_is_not_the_object():
+    size = 32
+    shading = torch.linspace(0.3, 1.0, size)[None, :].expand(size, size)  # dark to light across the object
+    image = _hsv_image(torch.full((size, size), 2.0), shading)
+    mask = real_object_mask(image)
+    assert torch.equal(mask, _disc_mask(size))
+    assert hue_spread(image, mask).item() < 1e-3
+
+
+def test_a_hue_sweep_spreads_and_two_halves_match_the_closed_form():
+    size = 32
+    sweep = torch.linspace(0, 5.0, size)[None, :].expand(size, size)
+    assert hue_spread(_hsv_image(sweep, torch.ones(size, size)), _disc_mask(size)).item() > 0.5
+    halves = torch.where(torch.arange(size)[None, :] < size // 2, 0.0, 2 * math.pi / 3).expand(size, size)
+    image = _hsv_image(halves, torch.ones(size, size))
+    mask = _disc_mask(size)
+    hue, _ = hue_and_saturation(image)
+    share = (hue[mask] < 1).float().mean()  # the disc's halves are not exactly equal in pixels
+    length = torch.sqrt((share + (1 - share) * math.cos(2 * math.pi / 3)) ** 2
+                        + ((1 - share) * math.sin(2 * math.pi / 3)) ** 2)
+    assert abs(hue_spread(image, mask).item() - math.sqrt(-2 * math.log(length))) < 1e-4
+
+
+def test_grey_or_tiny_objects_have_no_spread_and_the_median_skips_them():
+    size = 32
+    grey = torch.full((1, 3, size, size), 0.5)
+    coloured = _hsv_image(torch.full((size, size), 1.0), torch.ones(size, size))
+    spreads = hue_spread(torch.cat([grey, coloured]), torch.cat([_disc_mask(size), _disc_mask(size)]))
+    assert spreads[0].isnan() and spreads[1] < 1e-3
+    tiny = torch.zeros(1, size, size, dtype=torch.bool)
+    tiny[0, 0, :5] = True
+    assert hue_spread(coloured, tiny)[0].isnan()
+    assert median_hue_spread(torch.cat([grey, coloured]), torch.cat([_disc_mask(size)] * 2)) < 1e-3
+
+
+def test_rotating_hue_turns_red_into_green_and_keeps_greys_and_shading():
+    from pipelines.evaluation.colour import rotate_hue
+
+    images = torch.tensor([[1.0, 0, 0], [0.3, 0.3, 0.3]])[:, :, None, None]
+    turned = rotate_hue(images, torch.full((2, 1, 1, 1), 2 * math.pi / 3))
+    assert torch.allclose(turned[0].flatten(), torch.tensor([0.0, 1.0, 0.0]), atol=1e-5)
+    assert torch.allclose(turned[1], images[1], atol=1e-6)
+    size = 32
+    shaded = _hsv_image(torch.full((size, size), 0.5), torch.linspace(0.4, 1.0, size)[None, :].expand(size, size))
+    mask = _disc_mask(size)
+    swept = rotate_hue(shaded, torch.linspace(0, 3.0, size)[None, None, None, :].expand(1, 1, size, size))
+    assert hue_spread(shaded, mask).item() < 1e-3 < 0.5 < hue_spread(swept, mask).item()
