@@ -13,7 +13,6 @@ import math
 import re
 from pathlib import Path
 
-import torch
 
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
 from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
@@ -56,7 +55,7 @@ def _block_resolutions(keys: list[str]) -> list[int]:
     return sorted({int(m.group(1)) for k in keys if (m := re.match(r"b(\d+)\.", k))})
 
 
-def _triplane_config(generator: ModuleRecord, tensors: dict, rendering: dict) -> TriPlaneGeneratorConfig:
+def triplane_config(generator: ModuleRecord, tensors: dict, rendering: dict) -> TriPlaneGeneratorConfig:
     kwargs = init_kwargs(generator)
     synthesis = submodule(generator, "backbone.synthesis")
     mapping = submodule(generator, "backbone.mapping")
@@ -86,7 +85,7 @@ def _triplane_config(generator: ModuleRecord, tensors: dict, rendering: dict) ->
     )
 
 
-def _triplane_tensors(tensors: dict, config: TriPlaneGeneratorConfig, rendering: dict) -> dict:
+def triplane_tensors(tensors: dict, config: TriPlaneGeneratorConfig, rendering: dict) -> dict:
     sub = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
     out = mapping_tensors(sub("backbone.mapping."))
     synthesis = sub("backbone.synthesis.")
@@ -103,7 +102,7 @@ def _triplane_tensors(tensors: dict, config: TriPlaneGeneratorConfig, rendering:
     return out
 
 
-def _superresolution(generator: ModuleRecord, tensors: dict, config: TriPlaneGeneratorConfig,
+def superresolution(generator: ModuleRecord, tensors: dict, config: TriPlaneGeneratorConfig,
                      rendering: dict) -> SuperResolution:
     record = submodule(generator, "superresolution")
     name = record.class_name
@@ -130,7 +129,7 @@ def _superresolution(generator: ModuleRecord, tensors: dict, config: TriPlaneGen
     return sr
 
 
-def _cameras(rendering: dict) -> CameraDistribution:
+def camera_distribution(rendering: dict) -> CameraDistribution:
     radius = float(rendering.get("avg_camera_radius", 2.7))
     near, far = rendering.get("ray_start"), rendering.get("ray_end")
     if not isinstance(near, (int, float)) or not isinstance(far, (int, float)):
@@ -145,25 +144,34 @@ def _cameras(rendering: dict) -> CameraDistribution:
     return CameraDistribution(config)
 
 
-def convert(generator: ModuleRecord, source: Path) -> ImportedModel:
-    """An EG3D generator record -> :class:`Eg3dModel` (weights checked name by name and shape by shape)."""
-    rendering = attribute(generator, "rendering_kwargs", {}) or {}
-    tensors = module_tensors(generator)
-    config = _triplane_config(generator, tensors, rendering)
-    triplane = TriPlaneGenerator(config, seed=0)
-    load_exactly(triplane, _triplane_tensors(tensors, config, rendering), f"{source}: tri-plane generator")
-    sr = _superresolution(generator, tensors, config, rendering)
+def rendering_setup(generator: ModuleRecord, rendering: dict, box_half_size: float,
+                    super_resolved: int) -> tuple[VolumeRendererConfig, int, int]:
+    """EG3D's (and Mimic3D's) ray marching from its ``rendering_kwargs``, its neural rendering resolution and its
+    image resolution (``super_resolved``, the upsampler's output, when the record does not say)."""
     renderer = VolumeRendererConfig(
         sampler="importance", num_coarse=int(rendering.get("depth_resolution", 48)),
         num_fine=int(rendering.get("depth_resolution_importance", 48)), marcher="midpoint",
-        background="white" if rendering.get("white_back", False) else "black", box_half_size=config.box_half_size,
+        background="white" if rendering.get("white_back", False) else "black", box_half_size=box_half_size,
     )
     if rendering.get("disparity_space_sampling", False):
         raise ConversionError("disparity_space_sampling: only EG3D's depth-space sampling is supported")
     neural = int(attribute(generator, "neural_rendering_resolution", 64) or 64)
-    image_resolution = int(init_kwargs(generator).get("img_resolution", sr.config.output_resolution))
+    image_resolution = int(init_kwargs(generator).get("img_resolution", super_resolved))
+    return renderer, neural, image_resolution
+
+
+def convert(generator: ModuleRecord, source: Path) -> ImportedModel:
+    """An EG3D generator record -> :class:`Eg3dModel` (weights checked name by name and shape by shape)."""
+    rendering = attribute(generator, "rendering_kwargs", {}) or {}
+    tensors = module_tensors(generator)
+    config = triplane_config(generator, tensors, rendering)
+    triplane = TriPlaneGenerator(config, seed=0)
+    load_exactly(triplane, triplane_tensors(tensors, config, rendering), f"{source}: tri-plane generator")
+    sr = superresolution(generator, tensors, config, rendering)
+    renderer, neural, image_resolution = rendering_setup(generator, rendering, config.box_half_size,
+                                                         sr.config.output_resolution)
     model = Eg3dModel(generator=Eg3dGenerator(triplane, sr).eval().requires_grad_(False),
-                      renderer=VolumeRenderer(renderer), cameras=_cameras(rendering),
+                      renderer=VolumeRenderer(renderer), cameras=camera_distribution(rendering),
                       image_resolution=image_resolution, neural_resolution=neural)
     notes = []
     if sr.config.use_noise:

@@ -30,7 +30,7 @@ from pipelines.checkpoint_import.stylegan2 import ConversionError, load_exactly,
 from pipelines.mimic3d.aware_conv import AwareBranch
 from pipelines.mimic3d.generator import AwareBranchConfig, Mimic3dGenerator
 from pipelines.mimic3d.model import Mimic3dModel
-from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig
+from renderers.volume_renderer import VolumeRenderer
 
 FAMILY = "mimic3d"
 GENERATOR_CLASS = "DualTriPlaneGenerator"
@@ -128,14 +128,14 @@ def convert(generator: ModuleRecord, source: Path) -> ImportedModel:
     rendering = {"c_scale": 0.0, **(attribute(generator, "rendering_kwargs", {}) or {})}
     tensors = module_tensors(generator)
     backbone = {k: v for k, v in tensors.items() if not k.startswith(AWARE_PREFIX)}
-    config = replace(eg3d._triplane_config(generator, backbone, rendering), plane_axes=PLANE_AXES)
+    config = replace(eg3d.triplane_config(generator, backbone, rendering), plane_axes=PLANE_AXES)
     resolutions = _aware_resolutions(tensors)
     expected = [2**i for i in range(2, int(math.log2(config.plane_resolution)) + 1)]
     if resolutions != expected:
         raise ConversionError(f"3D-aware blocks at {resolutions}: only a block at every resolution {expected} "
                               "(aware3d_res of Mimic3D's configs) is supported")
     triplane = TriPlaneGenerator(config, seed=0)
-    load_exactly(triplane, eg3d._triplane_tensors(backbone, config, rendering), f"{source}: tri-plane generator")
+    load_exactly(triplane, eg3d.triplane_tensors(backbone, config, rendering), f"{source}: tri-plane generator")
     aware_tensors = _aware_tensors(tensors, resolutions)
     conv_clamp = init_kwargs(submodule(generator, "backbone.synthesis")).get("conv_clamp")
     aware_config = AwareBranchConfig(use_noise=any(k.endswith(".noise_const") for k in aware_tensors),
@@ -143,19 +143,13 @@ def convert(generator: ModuleRecord, source: Path) -> ImportedModel:
     aware = AwareBranch(config.plane_channels, config.w_dim, config.plane_resolution, aware_config.use_noise,
                         aware_config.conv_clamp, config.plane_axes)
     load_exactly(aware, aware_tensors, f"{source}: 3D-aware branch")
-    sr = eg3d._superresolution(generator, tensors, config, rendering)
-    renderer = VolumeRendererConfig(
-        sampler="importance", num_coarse=int(rendering.get("depth_resolution", 48)),
-        num_fine=int(rendering.get("depth_resolution_importance", 48)), marcher="midpoint",
-        background="white" if rendering.get("white_back", False) else "black", box_half_size=config.box_half_size,
-    )
-    if rendering.get("disparity_space_sampling", False):
-        raise ConversionError("disparity_space_sampling: only EG3D's depth-space sampling is supported")
-    neural = int(attribute(generator, "neural_rendering_resolution", 64) or 64)
-    image_resolution = int(init_kwargs(generator).get("img_resolution", sr.config.output_resolution))
+    sr = eg3d.superresolution(generator, tensors, config, rendering)
+    renderer, neural, image_resolution = eg3d.rendering_setup(generator, rendering, config.box_half_size,
+                                                              sr.config.output_resolution)
     network = Mimic3dGenerator(triplane, aware, sr, aware_config).eval().requires_grad_(False)
-    model = Mimic3dModel(generator=network, renderer=VolumeRenderer(renderer), cameras=eg3d._cameras(rendering),
-                         image_resolution=image_resolution, neural_resolution=neural)
+    model = Mimic3dModel(generator=network, renderer=VolumeRenderer(renderer),
+                         cameras=eg3d.camera_distribution(rendering), image_resolution=image_resolution,
+                         neural_resolution=neural)
     notes = []
     if sr.config.use_noise:
         notes.append("the super-resolution noise is Mimic3D's 'random'; ours uses the recorded constant noise images")
