@@ -109,8 +109,42 @@ def condition_labels(c_dim: int, condition: Cameras | None, cameras: CameraDistr
     return torch.cat(parts, dim=1)
 
 
+class DirectlyRenderedModel:
+    """What every model whose final images are volume renders of its own field shares (tri-planes, voxels):
+    the accessors of its ``generator`` (whose ``config`` holds ``z_dim`` and ``box_half_size``) and rendering
+    with its ``renderer``. Subclasses are dataclasses with those two fields and a ``field(scene)`` method."""
+
+    generator: nn.Module
+    renderer: VolumeRenderer
+
+    @property
+    def z_dim(self) -> int:
+        return self.generator.config.z_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    @property
+    def box_half_size(self) -> float:
+        return self.generator.config.box_half_size
+
+    @property
+    def network(self) -> nn.Module:
+        return self.generator
+
+    @property
+    def renders_directly(self) -> bool:
+        return True
+
+    def render_scene(self, scene: Tensor, ws: Tensor, cameras: Cameras, resolution: int,
+                     renderer: VolumeRenderer | None = None) -> RenderedImages:
+        images = (renderer or self.renderer).render_image(self.field(scene), cameras.to(self.device), resolution)
+        return replace(images, rgb=images.rgb.clamp(0, 1))
+
+
 @dataclass
-class TriPlaneModel:
+class TriPlaneModel(DirectlyRenderedModel):
     """A :class:`TriPlaneGenerator` rendered directly by the volume renderer (patch-gan, EpiGRAF)."""
 
     generator: TriPlaneGenerator
@@ -135,26 +169,6 @@ class TriPlaneModel:
             raise ValueError(f"class index {self.class_index} is out of range: the generator has {self.num_classes} "
                              f"classes (0..{self.num_classes - 1})")
 
-    @property
-    def z_dim(self) -> int:
-        return self.generator.config.z_dim
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.generator.parameters()).device
-
-    @property
-    def box_half_size(self) -> float:
-        return self.generator.config.box_half_size
-
-    @property
-    def network(self) -> nn.Module:
-        return self.generator
-
-    @property
-    def renders_directly(self) -> bool:
-        return True
-
     def mapping(self, z: Tensor, condition: Cameras | None = None) -> Tensor:
         c = condition_labels(self.generator.config.c_dim, condition, self.cameras, len(z), self.device,
                              self.num_classes, self.class_index)
@@ -165,11 +179,6 @@ class TriPlaneModel:
 
     def field(self, scene: Tensor) -> object:
         return self.generator.field(scene)
-
-    def render_scene(self, scene: Tensor, ws: Tensor, cameras: Cameras, resolution: int,
-                     renderer: VolumeRenderer | None = None) -> RenderedImages:
-        images = (renderer or self.renderer).render_image(self.field(scene), cameras.to(self.device), resolution)
-        return replace(images, rgb=images.rgb.clamp(0, 1))
 
     def with_options(self, **changes: object) -> TriPlaneModel:
         return replace(self, **changes)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from epigraf_field.config_io import config_to_dict
 from pipelines.bundle import (
@@ -23,12 +23,13 @@ from pipelines.bundle import (
 )
 from pipelines.camera_distributions import CameraDistribution
 from pipelines.ig_gan.voxels import VoxelField, VoxelGenerator
+from pipelines.model import DirectlyRenderedModel
 from renderers.cameras import Cameras
-from renderers.volume_renderer import RenderedImages, VolumeRenderer, VolumeRendererConfig
+from renderers.volume_renderer import VolumeRenderer, VolumeRendererConfig
 
 
 @dataclass
-class VoxelModel:
+class VoxelModel(DirectlyRenderedModel):
     """A :class:`VoxelGenerator` as every consumer takes it (snapshots, metrics, viewer, render and export).
 
     ws are the latents themselves ([b, 1, z_dim]: 3D-GAN has no mapping network), truncated towards
@@ -47,26 +48,6 @@ class VoxelModel:
     """Unused (one latent per scene); kept for the common interface."""
     image_resolution: int | None = None
 
-    @property
-    def z_dim(self) -> int:
-        return self.generator.config.z_dim
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.generator.parameters()).device
-
-    @property
-    def box_half_size(self) -> float:
-        return self.generator.config.box_half_size
-
-    @property
-    def network(self) -> nn.Module:
-        return self.generator
-
-    @property
-    def renders_directly(self) -> bool:
-        return True
-
     def mapping(self, z: Tensor, condition: Cameras | None = None) -> Tensor:
         return (z.to(self.device) * self.truncation_psi)[:, None, :]
 
@@ -76,11 +57,6 @@ class VoxelModel:
     def field(self, scene: Tensor) -> VoxelField:
         config = self.generator.config
         return VoxelField(scene, config.box_half_size, config.density_scale)
-
-    def render_scene(self, scene: Tensor, ws: Tensor, cameras: Cameras, resolution: int,
-                     renderer: VolumeRenderer | None = None) -> RenderedImages:
-        images = (renderer or self.renderer).render_image(self.field(scene), cameras.to(self.device), resolution)
-        return replace(images, rgb=images.rgb.clamp(0, 1))
 
     def with_options(self, **changes: object) -> VoxelModel:
         unknown = set(changes) - {"truncation_psi", "truncation_cutoff", "renderer", "cameras", "image_resolution"}
