@@ -122,9 +122,9 @@ def cpu_preset() -> Mimic3dTrainConfig:
     the eg3d CPU preset; the patch discriminator's gamma is the eg3d preset's too (Mimic3D's 1 was
     tuned for its full-width D at batch 32).
 
-    Length: one thread's CPU time per step measured 0.87 s in stage 1 and 1.65 s in the 3D stage,
-    where patch-gan's CPU-preset step measured 0.33 s, the same as its 2-core wall time (16 kimg in
-    about 11 minutes); so 375 stage-1 and 500 3D-stage steps take about 19 minutes on 2 quiet cores.
+    Length: one thread's CPU time per step measured 0.87 s in stage 1 and 1.65 s in the 3D stage, so
+    375 stage-1 and 500 3D-stage steps take about 19 minutes. The whole default run (turntable
+    included) took 21 minutes on one thread while another training shared the machine's 2 cores.
     """
     generator = eg3d_cpu_preset().model.generator  # the 2D branch is the eg3d CPU preset's generator
     small_d = dict(channel_base=2048, channel_max=64)
