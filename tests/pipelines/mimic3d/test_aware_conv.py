@@ -15,18 +15,18 @@ AXIS_TERMS = {"x": U(CENTRES), "y": V(CENTRES), "z": W(CENTRES)}
 PLANE_AXES = {"xy": ("x", "y"), "xz": ("x", "z"), "yz": ("y", "z")}
 
 
-def _plane_of(name: str) -> torch.Tensor:
+def _plane_of(name: str, layout: dict = PLANE_AXES) -> torch.Tensor:
     """Plane ``name`` [R, R] holding F averaged over the axis the plane lacks (row = height, column = width)."""
-    width, height = PLANE_AXES[name]
+    width, height = layout[name]
     missing = ({"x", "y", "z"} - {width, height}).pop()
     return AXIS_TERMS[width][None, :] + AXIS_TERMS[height][:, None] + AXIS_TERMS[missing].mean()
 
 
-def _expected_pooled(target: str, other: str) -> torch.Tensor:
+def _expected_pooled(target: str, other: str, layout: dict = PLANE_AXES) -> torch.Tensor:
     """``other`` pooled onto ``target``: F averaged over every axis but the shared one, at the target's texels."""
-    shared = (set(PLANE_AXES[target]) & set(PLANE_AXES[other])).pop()
+    shared = (set(layout[target]) & set(layout[other])).pop()
     rest = sum(AXIS_TERMS[a].mean() for a in ("x", "y", "z") if a != shared)
-    width, height = PLANE_AXES[target]
+    width, height = layout[target]
     line = AXIS_TERMS[shared] + rest
     return line[None, :].expand(R, R) if shared == width else line[:, None].expand(R, R)
 

@@ -4,34 +4,19 @@ import torch
 
 from pipelines.mimic3d.aware_conv import AwareBranch, plane_pooling, pool_other_planes, pool_other_planes_mimic3d
 
-R = 8
-CENTRES = (torch.arange(R) + 0.5) * 2 / R - 1
-# F(x, y, z) = u(x) + v(y) + w(z) with three different terms, so a swapped or untransposed axis shows.
-TERMS = {"x": torch.sin(3 * CENTRES), "y": CENTRES**3 + 0.5 * CENTRES, "z": torch.cos(2 * CENTRES)}
+from tests.pipelines.mimic3d.test_aware_conv import R, _expected_pooled, _plane_of
+
 MIMIC3D_PLANES = {"xy": ("x", "y"), "yz": ("y", "z"), "zx": ("z", "x")}  # (width axis, height axis)
-
-
-def _plane_of(name: str) -> torch.Tensor:
-    width, height = MIMIC3D_PLANES[name]
-    missing = ({"x", "y", "z"} - {width, height}).pop()
-    return TERMS[width][None, :] + TERMS[height][:, None] + TERMS[missing].mean()
-
-
-def _expected_pooled(target: str, other: str) -> torch.Tensor:
-    shared = (set(MIMIC3D_PLANES[target]) & set(MIMIC3D_PLANES[other])).pop()
-    line = TERMS[shared] + sum(TERMS[a].mean() for a in ("x", "y", "z") if a != shared)
-    width, _ = MIMIC3D_PLANES[target]
-    return line[None, :].expand(R, R) if shared == width else line[:, None].expand(R, R)
 
 
 def test_each_plane_gets_the_three_planes_in_plane_order_pooled_along_the_axis_it_lacks():
     names = tuple(MIMIC3D_PLANES)
-    planes = torch.stack([_plane_of(name) for name in names])[None, :, None]  # [1, 3, 1, R, R]
+    planes = torch.stack([_plane_of(name, MIMIC3D_PLANES) for name in names])[None, :, None]  # [1, 3, 1, R, R]
     pooled = pool_other_planes_mimic3d(planes)
     assert pooled.shape == (1, 3, 3, R, R)
     for index, target in enumerate(names):
         for slot, source in enumerate(names):
-            expected = planes[0, index, 0] if source == target else _expected_pooled(target, source)
+            expected = planes[0, index, 0] if source == target else _expected_pooled(target, source, MIMIC3D_PLANES)
             torch.testing.assert_close(pooled[0, index, slot], expected, atol=1e-5, rtol=0,
                                        msg=f"{target} <- {source}")
 
