@@ -123,8 +123,9 @@ def cpu_preset() -> Mimic3dTrainConfig:
     tuned for its full-width D at batch 32).
 
     Length: one thread's CPU time per step measured 0.87 s in stage 1 and 1.65 s in the 3D stage, so
-    375 stage-1 and 500 3D-stage steps take about 19 minutes. The whole default run (turntable
-    included) took 21 minutes on one thread while another training shared the machine's 2 cores.
+    375 stage-1 and 500 3D-stage steps take about 19 minutes of one thread. The whole default run
+    (turntable included) took 12.4 minutes alone on 2 cores, 21 minutes on one thread beside another
+    training.
     """
     generator = eg3d_cpu_preset().model.generator  # the 2D branch is the eg3d CPU preset's generator
     small_d = dict(channel_base=2048, channel_max=64)
