@@ -239,8 +239,8 @@ class ModelLoadError(ValueError):
 
 
 def open_model(path: Path | str, device: torch.device | str = "cpu", backend: str | None = None) -> GeneratorModel:
-    """Opens a run folder (its newest checkpoint), a checkpoint, a generator bundle or an official EG3D / EpiGRAF / Mimic3D
-    ``.pkl`` snapshot (converted without executing it, see :mod:`pipelines.checkpoint_import`) as its model.
+    """Opens a run folder (its newest checkpoint), a checkpoint, a generator bundle or an official
+    EG3D / EpiGRAF / Mimic3D ``.pkl`` snapshot (converted without executing it, see :mod:`pipelines.checkpoint_import`) as its model.
 
     The bundle's ``pipeline.json`` names the pipeline that wrote it; that pipeline's registered
     loader builds the model. Nothing is unpickled (a .pkl goes through the allow-list reader). Raises :class:`ModelLoadError` naming the file

@@ -50,8 +50,8 @@ def import_command(argv: list[str]) -> int:
         ImportConfig,
         args=argv,
         prog="epigraf-import",
-        description="Convert an official EG3D, EpiGRAF or Mimic3D network snapshot (.pkl) into a generator bundle. The pickle "
-        "is read with an allow-list: the code it carries is never run, and any other object in it is refused. "
+        description="Convert an official EG3D, EpiGRAF or Mimic3D network snapshot (.pkl) into a generator bundle. "
+        "The pickle is read with an allow-list: the code it carries is never run, and any other object in it is refused. "
         f"{DEBUG_HELP}",
         config=(tyro.conf.OmitArgPrefixes,),
     )
