@@ -56,7 +56,8 @@ class VoxelModel(DirectlyRenderedModel):
 
     def field(self, scene: Tensor) -> VoxelField:
         config = self.generator.config
-        return VoxelField(scene, config.box_half_size, config.density_scale)
+        return VoxelField(scene, config.box_half_size, config.density_scale, config.surface_sharpness,
+                          config.surface_threshold)
 
     def with_options(self, **changes: object) -> VoxelModel:
         unknown = set(changes) - {"truncation_psi", "truncation_cutoff", "renderer", "cameras", "image_resolution"}

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from epigraf_field.ema import ema_update
 from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
-from pipelines.engine.distributed import DistributedContext, broadcast_module, data_parallel
+from pipelines.engine.distributed import DistributedContext, all_reduce_mean, broadcast_module, data_parallel
 from pipelines.engine.options import TrainConfig
 from pipelines.engine.trainer import TrainerConfig
 from pipelines.gan.discriminator import Discriminator, DiscriminatorConfig
@@ -61,10 +61,16 @@ class IgGanLossConfig:
     """Half-life of the EMA generator in kimg; None: 10 * batch / 32 (StyleGAN2-ADA)."""
     ema_rampup: float | None = 0.05
     """EMA ramp-up: the half-life is at most this fraction of the images shown so far (None: off)."""
+    d_accuracy_gate: float | None = None
+    """3D-GAN's balance: D takes its step only when its accuracy on the batch (reals with a positive logit, R's
+    renders with a negative one, averaged over processes) is at most this; None: D steps every time."""
 
     def __post_init__(self) -> None:
         if self.dom_weight < 0 or self.proxy_pretrain_steps < 0 or self.r1_gamma < 0:
             raise ValueError("IgGanLossConfig.dom_weight, proxy_pretrain_steps and r1_gamma must be >= 0")
+        if self.d_accuracy_gate is not None and not 0.5 <= self.d_accuracy_gate <= 1.0:
+            raise ValueError(f"IgGanLossConfig.d_accuracy_gate must lie in [0.5, 1] or be None, got "
+                             f"{self.d_accuracy_gate}")
 
 
 @dataclass
@@ -109,33 +115,52 @@ value the common options accept, so that any --resolution passes their check."""
 
 
 def gpu_preset() -> IgGanTrainConfig:
-    """IG-GAN-like defaults: 64^3 voxels, 128^2 images, batch 32, f pre-trained for 2,000 steps."""
+    """IG-GAN-like defaults: 64^3 voxels, 128^2 images, batch 32, f pre-trained for 2,000 steps.
+
+    It carries over what the CPU preset's runs showed (not trained on a GPU here): grids start as a ball,
+    and G learns at 2.5e-4, slowly enough for f to keep up with its shapes."""
     return IgGanTrainConfig(
         pipeline="ig-gan", resolution=128, patch_resolution=PATCH_RESOLUTION_UNUSED, batch=32, kimg=5000.0,
-        model=IgGanConfig(proxy=ProxyRendererConfig(frustum_resolution=64, frustum_depth=64)),
+        model=IgGanConfig(
+            generator=VoxelGeneratorConfig(initial_radius=0.25),
+            proxy=ProxyRendererConfig(frustum_resolution=64, frustum_depth=64),
+            g_optimizer=AdamConfig(lr=0.00025, beta1=0.5, reg_interval=0),
+        ),
     )
 
 
 def cpu_preset() -> IgGanTrainConfig:
     """A run on a 2-core CPU in about 20 minutes on the built-in dataset: 32^3 voxels, 64^2 images, batch 8.
 
-    R (Mitsuba scalar_rgb, 4 samples per pixel) costs about 15 to 40 ms per 64^2 image here
-    (more for noisy grids with many faces); f's 3D convolutions on a 32 x 32 x 32 frustum and D are
-    most of a step. f is pre-trained for 100 steps (800 random shapes). G's learning rate is lower
-    than 3D-GAN's 0.0025: at that rate G filled the whole grid within a few steps on the built-in
-    dataset, before f had seen such shapes.
+    f is pre-trained for 600 steps (4,800 random shapes, about 2.5 minutes), then the GAN runs for
+    the rest of the 16 kimg. What the probe runs of this preset showed (each change below was the
+    fix for a failure seen in R's and f's snapshots):
+
+    * Grids start as a ball of radius 0.25 (``initial_radius``): from the network's noise alone the
+      binarized grid is salt noise that f, pre-trained on solid shapes, could not render, and G
+      filled the whole grid.
+    * G learns at 2.5e-4 and D at 2.5e-4: with G at 1e-3, f's L2 on G's shapes rose from 0.01 to
+      1-2 within 1.6 kimg (f fell behind G, and G's gradient through f stopped meaning anything).
+    * DOM weight 1 instead of 10: at 10, with D confident, DOM was over 90% of f's loss and f's
+      renders drifted from R's.
+    * D steps every iteration: 3D-GAN's accuracy gate (``d_accuracy_gate`` 0.8) left D too weak to
+      stop G from emptying the grid, after which neither moved.
+
+    R (Mitsuba scalar_rgb, 4 samples per pixel) costs about 15 to 40 ms per 64^2 image here; f's
+    3D convolutions on a 32 x 32 x 32 frustum and D are most of a step.
     """
     return IgGanTrainConfig(
-        pipeline="ig-gan", resolution=64, patch_resolution=PATCH_RESOLUTION_UNUSED, batch=8, kimg=4.0,
-        trainer=TrainerConfig(tick_kimg=0.4, snapshot_ticks=5, checkpoint_ticks=5, snapshot_grid=(8, 4)),
+        pipeline="ig-gan", resolution=64, patch_resolution=PATCH_RESOLUTION_UNUSED, batch=8, kimg=16.0,
+        trainer=TrainerConfig(tick_kimg=0.4, snapshot_ticks=10, checkpoint_ticks=5, snapshot_grid=(8, 4)),
         model=IgGanConfig(
-            generator=VoxelGeneratorConfig(z_dim=64, resolution=32, channels=(64, 32, 16)),
+            generator=VoxelGeneratorConfig(z_dim=64, resolution=32, channels=(64, 32, 16), initial_radius=0.25),
             proxy=ProxyRendererConfig(frustum_resolution=32, frustum_depth=32, channels_3d=(8, 16),
                                       projection_channels=64, channels_2d=(64, 32, 16)),
             discriminator=DiscriminatorConfig(patch_conditioning=False, channel_base=512, channel_max=32),
             renderer=VolumeRendererConfig(sampler="stratified", num_coarse=64, chunk_size=65536),
-            losses=IgGanLossConfig(dom_weight=10.0, proxy_pretrain_steps=100, r1_gamma=1.0, ema_kimg=0.25),
-            g_optimizer=AdamConfig(lr=0.001, beta1=0.5, reg_interval=0),
+            losses=IgGanLossConfig(dom_weight=1.0, proxy_pretrain_steps=600, r1_gamma=1.0, ema_kimg=0.25),
+            g_optimizer=AdamConfig(lr=0.00025, beta1=0.5, reg_interval=0),
+            d_optimizer=AdamConfig(lr=0.00025, reg_interval=16),
         ),
     )
 
@@ -146,7 +171,9 @@ def resolve_model_config(config: IgGanTrainConfig) -> IgGanConfig:
     discriminator = replace(model.discriminator, resolution=config.resolution, image_resolution=config.resolution,
                             c_dim=0, patch_conditioning=False)
     renderer = replace(model.renderer, box_half_size=model.generator.box_half_size)
-    return replace(model, discriminator=discriminator, renderer=renderer)
+    proxy = replace(model.proxy, hint_threshold=model.mitsuba.threshold)
+    generator = replace(model.generator, surface_threshold=model.mitsuba.threshold)
+    return replace(model, generator=generator, discriminator=discriminator, renderer=renderer, proxy=proxy)
 
 
 def check_dataset(dataset: Any, cameras: CameraDistributionConfig) -> None:
@@ -158,6 +185,12 @@ def check_dataset(dataset: Any, cameras: CameraDistributionConfig) -> None:
             "parametric camera distribution that matches how its images were taken (--model.cameras.source "
             "parametric with --model.cameras.radius, --model.cameras.fov-degrees and the yaw/pitch options)"
         )
+
+
+def discriminator_accuracy(real_logits: Tensor, fake_logits: Tensor, context: DistributedContext) -> float:
+    """The share of a batch D classifies right (real logit > 0, fake logit < 0), averaged over processes."""
+    right = torch.cat([(real_logits > 0).flatten(), (fake_logits < 0).flatten()]).float().mean()
+    return float(all_reduce_mean(right, context))
 
 
 class IgGanPipeline(Pipeline):
@@ -271,8 +304,13 @@ class IgGanPipeline(Pipeline):
         real = batch.images.to(self.device).detach().requires_grad_(regularize)
         fake_logits, real_logits = self.D_phase(lambda fake, real: (self.D(fake), self.D(real)), renders, real)
         loss = discriminator_fake_loss(fake_logits).mean() + discriminator_real_loss(real_logits).mean()
+        accuracy = discriminator_accuracy(real_logits.detach(), fake_logits.detach(), self.context)
         metrics = {"D/loss": loss.item(), "D/real_logits": real_logits.mean().item(),
-                   "D/fake_logits": fake_logits.mean().item()}
+                   "D/fake_logits": fake_logits.mean().item(), "D/accuracy": accuracy}
+        gate = self.config.losses.d_accuracy_gate
+        metrics["D/stepped"] = float(gate is None or accuracy <= gate)
+        if not metrics["D/stepped"]:
+            return metrics  # every process skips alike: the accuracy is their mean
         if regularize:
             penalty = r1_penalty(real_logits, real)
             loss = loss + r1_loss(penalty, self.config.losses.r1_gamma, self.config.d_optimizer.reg_interval).mean()

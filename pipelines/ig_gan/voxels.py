@@ -36,8 +36,22 @@ class VoxelGeneratorConfig:
     density_scale: float = 100.0
     """Volume density of occupancy 1 per world unit: crossing one occupied voxel of side 2h / resolution then
     has opacity 1 - exp(-density_scale * 2h / resolution)."""
+    blur: bool = True
+    """A fixed [1, 2, 1] / 4 blur along each axis after every transposed convolution: it removes the period-2
+    checkerboard that stride-2 transposed convolutions leave (not in 3D-GAN; without it G painted lattices that
+    R renders but f, which sees the grid blurred, cannot, so nothing taught G to stop)."""
+    surface_sharpness: float | None = 40.0
+    """The field's density is density_scale * sigmoid(surface_sharpness * (occupancy - surface_threshold)): the
+    surface R renders, without a fog of occupancy below the threshold; None: density_scale * occupancy."""
+    surface_threshold: float = 0.5
+    """The occupancy of the surface (the pipeline sets R's binarization threshold)."""
     occupancy_bias: float = 0.0
     """Added to the occupancy logit before the sigmoid (negative values start from emptier grids)."""
+    initial_radius: float | None = None
+    """None: the grid starts as the network's noise (3D-GAN; at occupancy ~0.5 its binarization is salt noise).
+    A radius in world units: a fixed ball prior is added to the occupancy logit, min((r - |p|) / voxel, 3), so
+    every latent starts as a ball of this radius whose surface the network then moves, and matter far outside
+    it (the box's corners and faces) costs more the farther out it is (not in the paper)."""
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -47,6 +61,9 @@ class VoxelGeneratorConfig:
             raise ValueError("VoxelGeneratorConfig.z_dim and every entry of channels must be positive")
         if not self.box_half_size > 0 or not self.density_scale > 0:
             raise ValueError("VoxelGeneratorConfig.box_half_size and density_scale must be positive")
+        if self.initial_radius is not None and not 0 < self.initial_radius < self.box_half_size:
+            raise ValueError(f"VoxelGeneratorConfig.initial_radius must lie in (0, box_half_size = "
+                             f"{self.box_half_size}) or be None, got {self.initial_radius}")
 
     @property
     def num_stages(self) -> int:
@@ -57,6 +74,39 @@ class VoxelGeneratorConfig:
         """Channels at 4^3 and after each stage but the last (the last stage outputs VOXEL_CHANNELS)."""
         wanted = self.num_stages
         return [self.channels[min(i, len(self.channels) - 1)] for i in range(wanted)]
+
+
+def blur_3d(x: Float[Tensor, "b c d h w"]) -> Float[Tensor, "b c d h w"]:
+    """Each channel filtered by [1, 2, 1] / 4 along each axis (edges replicated): constants pass unchanged and
+    the period-2 checkerboard is removed exactly."""
+    taps = torch.tensor([0.25, 0.5, 0.25], dtype=x.dtype, device=x.device)
+    channels = x.shape[1]
+    for axis in range(3):
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = 3
+        kernel = taps.reshape(shape).expand(channels, *shape[1:]).contiguous()
+        pad = [0, 0, 0, 0, 0, 0]
+        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = 1  # F.pad lists the last axis first
+        x = nn.functional.conv3d(nn.functional.pad(x, pad, mode="replicate"), kernel, groups=channels)
+    return x
+
+
+BALL_PRIOR_CLAMP = 3.0
+"""Inside, the ball prior's logit saturates at 3 (occupancy 0.95) three voxels below its surface."""
+
+
+def ball_logit_prior(config: VoxelGeneratorConfig) -> Float[Tensor, "1 1 d d d"]:
+    """The fixed occupancy-logit offset of ``config.initial_radius`` (zeros when it is None): one logit unit per
+    voxel of signed distance to a centred ball's surface, positive inside and at most 3."""
+    size = config.resolution
+    if config.initial_radius is None:
+        return torch.zeros(1, 1, size, size, size)
+    voxel = 2.0 * config.box_half_size / size
+    coords = ((torch.arange(size, dtype=torch.float32) + 0.5) * voxel - config.box_half_size)
+    z, y, x = torch.meshgrid(coords, coords, coords, indexing="ij")
+    radius = torch.sqrt(x.square() + y.square() + z.square())
+    logit = ((config.initial_radius - radius) / voxel).clamp(max=BALL_PRIOR_CLAMP)
+    return logit[None, None]
 
 
 class VoxelGenerator(nn.Module):
@@ -85,13 +135,16 @@ class VoxelGenerator(nn.Module):
                 out = channels[index + 1] if index + 1 < len(channels) else VOXEL_CHANNELS
                 stages.append(nn.ConvTranspose3d(channels[index], out, kernel_size=4, stride=2, padding=1))
             self.stages = nn.ModuleList(stages)
+        self.register_buffer("occupancy_prior", ball_logit_prior(config), persistent=False)
 
     def forward(self, z: Float[Tensor, "b z"]) -> Float[Tensor, "b 4 d d d"]:
         x = self.stem(z).reshape(len(z), -1, 4, 4, 4)
         for stage in self.stages:
             x = nn.functional.leaky_relu(x, 0.2)
             x = stage(x)
-        occupancy = torch.sigmoid(x[:, :1] + self.config.occupancy_bias)
+            if self.config.blur:
+                x = blur_3d(x)
+        occupancy = torch.sigmoid(x[:, :1] + self.config.occupancy_bias + self.occupancy_prior)
         return torch.cat([occupancy, torch.sigmoid(x[:, 1:])], dim=1)
 
     # ------------------------------------------------------------------------------------- files
@@ -166,11 +219,21 @@ class VoxelField:
     voxels: Float[Tensor, "b 4 d d d"]
     box_half_size: float
     density_scale: float
+    surface_sharpness: float | None = None
+    """None: density proportional to occupancy; else a soft step at ``surface_threshold`` (see
+    VoxelGeneratorConfig.surface_sharpness)."""
+    surface_threshold: float = 0.5
+
+    def _density(self, occupancy: Tensor) -> Tensor:
+        if self.surface_sharpness is None:
+            return self.density_scale * occupancy.clamp(min=0.0)
+        inside = (occupancy != 0).to(occupancy.dtype)  # zero outside the grid, whatever the step gives at 0
+        step = torch.sigmoid(self.surface_sharpness * (occupancy - self.surface_threshold))
+        return self.density_scale * step * inside
 
     def __call__(self, points: Float[Tensor, "b n 3"], directions: Float[Tensor, "b n 3"] | None = None) -> FieldValues:
         values = sample_grid(self.voxels, points, self.box_half_size)
-        return FieldValues(density=self.density_scale * values[..., :1].clamp(min=0.0),
-                           rgb=values[..., 1:4].clamp(0.0, 1.0))
+        return FieldValues(density=self._density(values[..., :1]), rgb=values[..., 1:4].clamp(0.0, 1.0))
 
     def density(self, points: Float[Tensor, "b n 3"]) -> Float[Tensor, "b n 1"]:
-        return self.density_scale * sample_grid(self.voxels[:, :1], points, self.box_half_size).clamp(min=0.0)
+        return self._density(sample_grid(self.voxels[:, :1], points, self.box_half_size))

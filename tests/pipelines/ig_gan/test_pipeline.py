@@ -14,7 +14,8 @@ from pipelines.cli.train import parse_config
 from pipelines.engine.data_loader import BatchStream
 from pipelines.engine.trainer import Trainer
 from pipelines.ig_gan.model import VoxelModel
-from pipelines.ig_gan.pipeline import IgGanPipeline, IgGanTrainConfig
+from pipelines.engine.distributed import DistributedContext
+from pipelines.ig_gan.pipeline import IgGanPipeline, IgGanTrainConfig, discriminator_accuracy
 from pipelines.model import GeneratorModel, open_model, render
 from pipelines.pipeline import Progress
 from tests.pipelines.ig_gan.tiny import tiny_ig_gan_config
@@ -68,6 +69,22 @@ def test_dom_off_leaves_only_l2():
     pipeline.config.losses.dom_weight = 0.0
     metrics = pipeline.train_step(_stream(config).batch(1, CPU), Progress(1, 2))
     assert "f/dom" not in metrics and metrics["f/loss"] == metrics["f/l2"]
+
+
+def test_discriminator_accuracy_counts_both_sides():
+    real, fake = torch.tensor([[2.0], [-1.0]]), torch.tensor([[-3.0], [-0.5]])
+    assert discriminator_accuracy(real, fake, DistributedContext()) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("accuracy, gate, steps", [(1.0, 0.8, False), (0.75, 0.8, True), (1.0, None, True)])
+def test_the_accuracy_gate_skips_d_when_it_is_winning(monkeypatch, accuracy, gate, steps):
+    pipeline, config = _pipeline()
+    pipeline.config.losses.d_accuracy_gate = gate
+    monkeypatch.setattr("pipelines.ig_gan.pipeline.discriminator_accuracy", lambda *args: accuracy)
+    d = _params(pipeline.D)
+    metrics = pipeline.train_step(_stream(config).batch(1, CPU), Progress(1, 2))
+    assert _changed(d, pipeline.D) is steps and metrics["D/stepped"] == float(steps)
+    assert metrics["D/accuracy"] == accuracy
 
 
 def test_resume_is_exact_including_f_and_its_optimizer():

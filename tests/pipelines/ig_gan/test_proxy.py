@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from pipelines.gan.discriminator import Discriminator, DiscriminatorConfig
 from pipelines.ig_gan.losses import dom_loss, l2_loss
-from pipelines.ig_gan.proxy import ProxyRenderer, ProxyRendererConfig, frustum_points
+from pipelines.ig_gan.proxy import ProxyRenderer, ProxyRendererConfig, composite_front_to_back, frustum_points
 from pipelines.ig_gan.random_shapes import random_voxel_shapes
 from pipelines.ig_gan.renderer import MitsubaRendererConfig, MitsubaVoxelRenderer
 from pipelines.ig_gan.voxels import VoxelGenerator, VoxelGeneratorConfig
@@ -83,3 +85,65 @@ def test_random_shapes_are_soft_coloured_and_from_the_rng_only():
     assert solid.flatten(1).any(dim=1).all() and (~solid).flatten(1).any(dim=1).all()
     assert ((a[:, 0] > 0.05) & (a[:, 0] < 0.95)).any()  # continuous occupancies near the surfaces
     assert not torch.equal(a, random_voxel_shapes(3, 16, 0.5, torch.Generator().manual_seed(1)))
+
+
+def test_colour_of_empty_voxels_does_not_reach_f():
+    """R shows no colour where there is no matter; f sees colour premultiplied by occupancy, so neither does it."""
+    f = ProxyRenderer(CONFIG, image_resolution=16, box_half_size=0.5)
+    grid = torch.rand(2, 4, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    grid[:, 0, :4] = 0.0  # half of the grid empty
+    repainted = grid.clone()
+    repainted[:, 1:, :4] = torch.rand(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(f(repainted, _cameras()), f(grid, _cameras()))
+    recoloured = grid.clone()
+    recoloured[:, 1:, 4:] = 1.0 - recoloured[:, 1:, 4:]  # where there is matter, colour does matter
+    assert not torch.allclose(f(recoloured, _cameras()), f(grid, _cameras()))
+
+
+def test_front_to_back_compositing_matches_the_closed_form():
+    alpha = torch.tensor([0.5, 0.5, 1.0, 0.7])[None, :, None, None]  # one ray, 4 depth samples
+    values = torch.tensor([1.0, 2.0, 3.0, 9.0])[None, None, :, None, None]
+    composited, opacity, depth = composite_front_to_back(alpha, values)
+    # weights 0.5, 0.25, 0.25, 0: nothing behind the opaque third sample is seen
+    assert composited.item() == pytest.approx(0.5 * 1 + 0.25 * 2 + 0.25 * 3)
+    assert opacity.item() == pytest.approx(1.0)
+    assert depth.item() == pytest.approx(0.5 * 0.125 + 0.25 * 0.375 + 0.25 * 0.625)
+    _, empty_opacity, empty_depth = composite_front_to_back(torch.zeros(1, 4, 1, 1), values)
+    assert empty_opacity.item() == 0.0 and empty_depth.item() == 1.0  # the background is depth 1
+
+
+def test_hints_show_a_cube_facing_the_camera():
+    size = 16
+    grid = torch.zeros(1, 4, size, size, size)
+    grid[:, 0, 4:12, 4:12, 4:12] = 1.0  # a cube of half-size 0.25 in a box of half-size 0.5
+    grid[:, 1:] = torch.tensor([0.9, 0.2, 0.1])[:, None, None, None]
+    config = ProxyRendererConfig(frustum_resolution=16, frustum_depth=32, channels_3d=(4,), projection_channels=8,
+                                 channels_2d=(8,))
+    f = ProxyRenderer(config, image_resolution=16, box_half_size=0.5)
+    cameras = Cameras.from_spherical(torch.zeros(1), torch.zeros(1), 1.5, 30.0)
+    hints = f.hints(grid, cameras)[0]  # [8, h, w]
+    colour, opacity, normal, depth = hints[:3], hints[3], hints[4:7], hints[7]
+    assert opacity[8, 8] > 0.99 and opacity[0, 0] < 0.01 and opacity[15, 15] < 0.01
+    torch.testing.assert_close(colour[:, 8, 8], torch.tensor([0.9, 0.2, 0.1]), atol=0.02, rtol=0)
+    towards_camera = cameras.centers[0] / cameras.centers[0].norm()
+    assert torch.dot(normal[:, 8, 8] / normal[:, 8, 8].norm(), towards_camera) > 0.95
+    assert depth[8, 8] < 0.5 < depth[0, 0]  # the cube's front face lies before the middle of the depth range
+    # without hints the projection unit sees the folded depth alone
+    plain = ProxyRenderer(replace(config, composite_hints=False), image_resolution=16, box_half_size=0.5)
+    assert plain.projection.in_channels == f.projection.in_channels - 8
+
+
+def test_supersampled_hints_do_not_step_over_a_thin_wall():
+    cameras = Cameras.from_spherical(torch.zeros(1), torch.zeros(1), 1.5, 30.0)
+    opacity = {}
+    for supersampling in (1, 4):  # frustum steps of 2 sqrt(3) h / 16 = 0.108 and 0.027
+        config = ProxyRendererConfig(frustum_resolution=16, frustum_depth=16, channels_3d=(4,),
+                                     projection_channels=8, channels_2d=(8,), hint_supersampling=supersampling)
+        f = ProxyRenderer(config, image_resolution=16, box_half_size=0.5)
+        opacity[supersampling] = []
+        for index in range(12, 20):  # walls one voxel (1/32) thin at several depths, facing the camera
+            thin = torch.zeros(1, 4, 32, 32, 32)
+            thin[:, 0, index, 8:24, 8:24] = 1.0  # index d is world z
+            opacity[supersampling].append(f.hints(thin, cameras)[0, 3, 6:10, 6:10].min().item())
+    assert min(opacity[1]) < 0.1  # one sample per 3.5 voxels steps over most of them
+    assert min(opacity[4]) > 0.9

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from epigraf_field.config_io import config_from_dict, config_to_dict
-from pipelines.ig_gan.voxels import VoxelField, VoxelGenerator, VoxelGeneratorConfig, sample_grid
+from pipelines.ig_gan.voxels import VoxelField, VoxelGenerator, VoxelGeneratorConfig, blur_3d, sample_grid
 from renderers.field import RadianceField
 
 
@@ -60,3 +60,58 @@ def test_generator_files_round_trip(tmp_path):
 def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="resolution must be a power of two"):
         VoxelGeneratorConfig(resolution=12)
+
+
+def test_initial_radius_adds_a_ball_to_the_occupancy_logit():
+    plain_config = VoxelGeneratorConfig(z_dim=8, resolution=16, channels=(8, 8))
+    ball_config = VoxelGeneratorConfig(z_dim=8, resolution=16, channels=(8, 8), initial_radius=0.25)
+    z = torch.randn(2, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        plain = VoxelGenerator(plain_config, seed=3)(z)
+        ball = VoxelGenerator(ball_config, seed=3)(z)  # same weights: only the fixed prior differs
+    offset = torch.logit(ball[:, 0].double()) - torch.logit(plain[:, 0].double())
+    voxel = 1.0 / 16
+    coords = (torch.arange(16, dtype=torch.float64) + 0.5) * voxel - 0.5
+    z_, y_, x_ = torch.meshgrid(coords, coords, coords, indexing="ij")
+    radius = (x_.square() + y_.square() + z_.square()).sqrt()
+    expected = ((0.25 - radius) / voxel).clamp(max=3)
+    torch.testing.assert_close(offset, expected.expand_as(offset), atol=1e-3, rtol=0)
+    assert offset[0, 8, 8, 8] == pytest.approx(3.0, abs=1e-4)
+    corner = (0.25 - 0.75**0.5 * 15 / 16) / voxel  # the corner voxel's centre lies at sqrt(3) * 15/32
+    assert offset[0, 0, 0, 0] == pytest.approx(corner, abs=1e-3) and corner < -8.9
+    torch.testing.assert_close(ball[:, 1:], plain[:, 1:])  # colours untouched
+    with pytest.raises(ValueError, match="initial_radius"):
+        VoxelGeneratorConfig(initial_radius=0.6)
+
+
+def test_a_sharp_surface_hides_occupancy_below_the_threshold():
+    """With surface_sharpness the field shows the binarized shape R renders: no fog of low occupancy."""
+    grid = torch.zeros(1, 4, 8, 8, 8)
+    grid[:, 0, :, :, :4] = 0.3  # x < 0: below the threshold
+    grid[:, 0, :, :, 4:] = 0.7  # x > 0: above it
+    points = torch.tensor([[[-0.3, 0.0, 0.0], [0.3, 0.0, 0.0], [0.9, 0.0, 0.0]]])
+    sharp = VoxelField(grid, 0.5, 100.0, surface_sharpness=40.0, surface_threshold=0.5).density(points)[0, :, 0]
+    assert sharp[0] < 0.1 and sharp[1] > 99.0 and sharp[2] == 0.0
+    linear = VoxelField(grid, 0.5, 100.0).density(points)[0, :, 0]
+    torch.testing.assert_close(linear, torch.tensor([30.0, 70.0, 0.0]))
+    lower = VoxelField(grid, 0.5, 100.0, surface_sharpness=40.0, surface_threshold=0.2).density(points)[0, :, 0]
+    assert lower[0] > 98.0  # the threshold moves the surface: sigmoid(40 * 0.1) = 0.982
+
+
+def test_blur_keeps_constants_and_removes_the_checkerboard():
+    constant = torch.full((1, 2, 6, 6, 6), 0.7)
+    torch.testing.assert_close(blur_3d(constant), constant)
+    index = torch.arange(6)
+    parity = (index[:, None, None] + index[None, :, None] + index[None, None, :]) % 2
+    checkerboard = parity.float()[None, None] * 2 - 1  # +-1 alternating along every axis
+    interior = blur_3d(checkerboard)[0, 0, 1:-1, 1:-1, 1:-1]
+    torch.testing.assert_close(interior, torch.zeros_like(interior))
+    ramp = index.float()[None, None, :, None, None].expand(1, 1, 6, 6, 6)
+    torch.testing.assert_close(blur_3d(ramp)[0, 0, 1:-1], ramp[0, 0, 1:-1])  # linear: unchanged inside
+    z = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        sharp = VoxelGenerator(VoxelGeneratorConfig(z_dim=8, resolution=16, channels=(8, 8), blur=False), seed=1)(z)
+        smooth = VoxelGenerator(VoxelGeneratorConfig(z_dim=8, resolution=16, channels=(8, 8)), seed=1)(z)
+    def roughness(grid):  # mean squared difference of neighbours along x
+        return (grid[:, :, :, :, 1:] - grid[:, :, :, :, :-1]).square().mean()
+    assert roughness(smooth) < 0.5 * roughness(sharp)
