@@ -132,9 +132,9 @@ def gpu_preset() -> IgGanTrainConfig:
 def cpu_preset() -> IgGanTrainConfig:
     """A run on a 2-core CPU in about 20 minutes on the built-in dataset: 32^3 voxels, 64^2 images, batch 8.
 
-    f is pre-trained for 600 steps (4,800 random shapes, about 2.5 minutes), then the GAN runs for
-    the rest of the 16 kimg. What the probe runs of this preset showed (each change below was the
-    fix for a failure seen in R's and f's snapshots):
+    f is pre-trained for 600 steps (4,800 random shapes; about 25 s per kimg alone on 2 cores), then
+    the GAN runs for the rest of the 20 kimg (about 60 s per kimg). What the probe runs of this preset
+    showed (each change below was the fix for a failure seen in R's and f's snapshots):
 
     * Grids start as a ball of radius 0.25 (``initial_radius``): from the network's noise alone the
       binarized grid is salt noise that f, pre-trained on solid shapes, could not render, and G
@@ -150,7 +150,7 @@ def cpu_preset() -> IgGanTrainConfig:
     3D convolutions on a 32 x 32 x 32 frustum and D are most of a step.
     """
     return IgGanTrainConfig(
-        pipeline="ig-gan", resolution=64, patch_resolution=PATCH_RESOLUTION_UNUSED, batch=8, kimg=16.0,
+        pipeline="ig-gan", resolution=64, patch_resolution=PATCH_RESOLUTION_UNUSED, batch=8, kimg=20.0,
         trainer=TrainerConfig(tick_kimg=0.4, snapshot_ticks=10, checkpoint_ticks=5, snapshot_grid=(8, 4)),
         model=IgGanConfig(
             generator=VoxelGeneratorConfig(z_dim=64, resolution=32, channels=(64, 32, 16), initial_radius=0.25),
