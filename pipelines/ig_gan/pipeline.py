@@ -308,8 +308,9 @@ class IgGanPipeline(Pipeline):
         metrics = {"D/loss": loss.item(), "D/real_logits": real_logits.mean().item(),
                    "D/fake_logits": fake_logits.mean().item(), "D/accuracy": accuracy}
         gate = self.config.losses.d_accuracy_gate
-        metrics["D/stepped"] = float(gate is None or accuracy <= gate)
-        if not metrics["D/stepped"]:
+        steps = gate is None or accuracy <= gate
+        metrics["D/stepped"] = float(steps)
+        if not steps:
             return metrics  # every process skips alike: the accuracy is their mean
         if regularize:
             penalty = r1_penalty(real_logits, real)

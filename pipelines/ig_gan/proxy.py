@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from pipelines.ig_gan.voxels import sample_grid
+from pipelines.ig_gan.voxels import sample_grid, soft_binarize
 from renderers.cameras import Cameras
 from renderers.rays import generate_rays
 
@@ -178,7 +178,7 @@ class ProxyRenderer(nn.Module):
         samples = self._sample(voxels, cameras, config.frustum_depth * config.hint_supersampling, normals=True)
         occupancy, normals = samples[:, 0], samples[:, 4:7]
         colour = (samples[:, 1:4] / occupancy.clamp(min=1e-3)[:, None]).clamp(0, 1)
-        alpha = torch.sigmoid(config.hint_sharpness * (occupancy - config.hint_threshold))
+        alpha = soft_binarize(occupancy, config.hint_threshold, config.hint_sharpness)
         composited, opacity, depth = composite_front_to_back(alpha, torch.cat([colour, normals], dim=1))
         return torch.cat([composited[:, :3], opacity, composited[:, 3:], depth], dim=1)
 

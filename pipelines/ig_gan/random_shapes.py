@@ -6,6 +6,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from pipelines.ig_gan.voxels import voxel_centres
+
 OBJECT_RADIUS = 0.42
 """The built-in dataset's objects fit in this sphere (pipelines/data/shapes.py); the random shapes do too."""
 
@@ -21,10 +23,7 @@ def random_voxel_shapes(count: int, resolution: int, box_half_size: float, rng: 
     knowing the dataset; every random number comes from ``rng``.
     """
     device = rng.device
-    coords = (torch.arange(resolution, device=device, dtype=torch.float32) + 0.5) / resolution * 2 - 1
-    coords = coords * box_half_size
-    z, y, x = torch.meshgrid(coords, coords, coords, indexing="ij")  # index [d, h, w] = (z, y, x)
-    points = torch.stack([x, y, z], dim=-1)  # [D, D, D, 3]
+    points = voxel_centres(resolution, box_half_size, device)  # [D, D, D, 3]
     voxel = 2.0 * box_half_size / resolution
     grids = torch.zeros(count, 4, resolution, resolution, resolution, device=device)
     grids[:, 1:] = 1.0

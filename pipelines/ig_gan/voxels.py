@@ -76,6 +76,16 @@ class VoxelGeneratorConfig:
         return [self.channels[min(i, len(self.channels) - 1)] for i in range(wanted)]
 
 
+def voxel_centres(resolution: int, box_half_size: float, device: torch.device | str | None = None
+                  ) -> Float[Tensor, "d d d 3"]:
+    """World points (x, y, z) of the voxel centres of a grid spanning [-h, h]^3, at index [d, h, w] (the grid
+    layout: d is z, w is x)."""
+    coords = (torch.arange(resolution, device=device, dtype=torch.float32) + 0.5) / resolution * 2 - 1
+    coords = coords * box_half_size
+    z, y, x = torch.meshgrid(coords, coords, coords, indexing="ij")
+    return torch.stack([x, y, z], dim=-1)
+
+
 def blur_3d(x: Float[Tensor, "b c d h w"]) -> Float[Tensor, "b c d h w"]:
     """Each channel filtered by [1, 2, 1] / 4 along each axis (edges replicated): constants pass unchanged and
     the period-2 checkerboard is removed exactly."""
@@ -102,9 +112,7 @@ def ball_logit_prior(config: VoxelGeneratorConfig) -> Float[Tensor, "1 1 d d d"]
     if config.initial_radius is None:
         return torch.zeros(1, 1, size, size, size)
     voxel = 2.0 * config.box_half_size / size
-    coords = ((torch.arange(size, dtype=torch.float32) + 0.5) * voxel - config.box_half_size)
-    z, y, x = torch.meshgrid(coords, coords, coords, indexing="ij")
-    radius = torch.sqrt(x.square() + y.square() + z.square())
+    radius = voxel_centres(size, config.box_half_size).norm(dim=-1)
     logit = ((config.initial_radius - radius) / voxel).clamp(max=BALL_PRIOR_CLAMP)
     return logit[None, None]
 
@@ -193,6 +201,11 @@ def binarize(voxels: Float[Tensor, "b 4 d d d"], threshold: float = 0.5) -> Floa
     return torch.cat([occupied, voxels[:, 1:]], dim=1)
 
 
+def soft_binarize(occupancy: Tensor, threshold: float, sharpness: float) -> Tensor:
+    """A differentiable step at ``threshold``: sigmoid(sharpness * (occupancy - threshold)), in (0, 1)."""
+    return torch.sigmoid(sharpness * (occupancy - threshold))
+
+
 def sample_grid(voxels: Float[Tensor, "b c d d d"], points: Float[Tensor, "b n 3"],
                 box_half_size: float) -> Float[Tensor, "b n c"]:
     """Trilinear values of the grid at world points; zero outside [-h, h]^3 (and fading to zero over the
@@ -228,7 +241,7 @@ class VoxelField:
         if self.surface_sharpness is None:
             return self.density_scale * occupancy.clamp(min=0.0)
         inside = (occupancy != 0).to(occupancy.dtype)  # zero outside the grid, whatever the step gives at 0
-        step = torch.sigmoid(self.surface_sharpness * (occupancy - self.surface_threshold))
+        step = soft_binarize(occupancy, self.surface_threshold, self.surface_sharpness)
         return self.density_scale * step * inside
 
     def __call__(self, points: Float[Tensor, "b n 3"], directions: Float[Tensor, "b n 3"] | None = None) -> FieldValues:
