@@ -260,3 +260,47 @@ def _read_config(path: Path, cls: type):
         return config_from_dict(cls, json.loads(path.read_text()))
     except (json.JSONDecodeError, ValueError, TypeError) as error:
         raise ValueError(f"{path} is not a valid {cls.__name__} ({error}); the bundle is damaged") from error
+
+
+def read_side_config(bundle: GeneratorBundle, file_name: str, format_version: int, holds: str, pipeline: str) -> dict:
+    """The JSON a pipeline writes beside the generator files (e.g. eg3d's super-resolution config).
+
+    ``holds`` names what the file describes and ``pipeline`` the pipeline that writes it, for the errors: a
+    missing file means another pipeline wrote the bundle; an unreadable one, or one of another format
+    version, that it is damaged.
+    """
+    path = bundle.directory / file_name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: {bundle.directory} holds a generator without {holds} "
+            f"(pipeline {bundle.pipeline!r}); pass a bundle written by the {pipeline} pipeline"
+        )
+    try:
+        meta = json.loads(path.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
+    except (json.JSONDecodeError, ValueError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); the bundle is damaged") from error
+    if meta.get("format_version") != format_version:
+        raise ValueError(f"{path} has format_version {meta.get('format_version')!r}, expected {format_version}; "
+                         "the bundle is damaged or was written by another version of epigraf")
+    return meta
+
+
+def side_config_error(bundle: GeneratorBundle, file_name: str, error: Exception) -> ValueError:
+    """The error for a side config (see :func:`read_side_config`) whose entries do not make a valid config."""
+    return ValueError(f"{bundle.directory / file_name} is not a valid config ({type(error).__name__}: {error}); "
+                      "the bundle is damaged")
+
+
+def load_prefixed_tensors(bundle: GeneratorBundle, modules: dict[str, torch.nn.Module], side_file: str) -> None:
+    """Loads each module from the bundle's extra tensors named ``prefix + key`` (``modules``: prefix -> module)."""
+    extra = TriPlaneGenerator.load_extra_tensors(bundle.directory)
+    for prefix, module in modules.items():
+        state = {k[len(prefix):]: v for k, v in extra.items() if k.startswith(prefix)}
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as error:
+            raise ValueError(
+                f"{bundle.directory}: the {prefix}* tensors do not match {side_file} ({error}); the bundle is damaged"
+            ) from error

@@ -13,7 +13,10 @@ from torch import Tensor, nn
 
 from epigraf_field.config_io import config_from_dict, config_to_dict
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
-from pipelines.bundle import GeneratorBundle, load_bundle, save_bundle, write_bundle_manifest
+from pipelines.bundle import (
+    GeneratorBundle, load_bundle, load_prefixed_tensors, read_side_config, save_bundle, side_config_error,
+    write_bundle_manifest,
+)
 from pipelines.camera_distributions import CameraDistribution
 from pipelines.eg3d.superresolution import SuperResolution, SuperResolutionConfig
 from renderers.volume_renderer import RenderedImages, VolumeRendererConfig
@@ -129,27 +132,13 @@ class Eg3dBundle:
 def load_eg3d_bundle(path: Path, device: torch.device | str = "cpu", backend: str | None = None) -> Eg3dBundle:
     """Loads what :func:`save_eg3d_bundle` wrote (a bundle, checkpoint or run directory; nothing unpickled)."""
     bundle = load_bundle(path, device=device, backend=backend)
-    meta_path = bundle.directory / SUPERRESOLUTION_FILE
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"{meta_path} is missing: {bundle.directory} holds a generator without a super-resolution network "
-            f"(pipeline {bundle.pipeline!r}); pass a bundle written by the eg3d pipeline"
-        )
+    meta = read_side_config(bundle, SUPERRESOLUTION_FILE, FORMAT_VERSION, "a super-resolution network", "eg3d")
     try:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
         config = config_from_dict(SuperResolutionConfig, meta["config"])
-    except (json.JSONDecodeError, KeyError, ValueError) as error:
-        raise ValueError(f"{meta_path} is not a valid super-resolution config ({error}); the bundle is damaged") from error
+        neural_resolution = int(meta["neural_resolution"])
+    except (KeyError, ValueError, TypeError) as error:
+        raise side_config_error(bundle, SUPERRESOLUTION_FILE, error) from error
     sr = SuperResolution(config, bundle.generator.config.w_dim)
-    extra = TriPlaneGenerator.load_extra_tensors(bundle.directory)
-    state = {k[len(SUPERRESOLUTION_PREFIX):]: v for k, v in extra.items() if k.startswith(SUPERRESOLUTION_PREFIX)}
-    try:
-        sr.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(
-            f"{bundle.directory}: the superresolution.* tensors do not match {SUPERRESOLUTION_FILE} ({error})"
-        ) from error
+    load_prefixed_tensors(bundle, {SUPERRESOLUTION_PREFIX: sr}, SUPERRESOLUTION_FILE)
     sr = sr.to(device).eval().requires_grad_(False)
-    return Eg3dBundle(bundle, sr, int(meta["neural_resolution"]))
+    return Eg3dBundle(bundle, sr, neural_resolution)

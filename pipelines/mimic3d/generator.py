@@ -14,7 +14,10 @@ from epigraf_field.config_io import config_from_dict, config_to_dict
 from epigraf_field.field import TriPlaneField, aggregate_plane_features, project_onto_planes, sample_planes
 from epigraf_field.generator import TriPlaneGenerator, TriPlaneGeneratorConfig
 from epigraf_field.synthesis import NOISE_MODES, TriPlaneSynthesis
-from pipelines.bundle import GeneratorBundle, load_bundle, save_bundle, write_bundle_manifest
+from pipelines.bundle import (
+    GeneratorBundle, load_bundle, load_prefixed_tensors, read_side_config, save_bundle, side_config_error,
+    write_bundle_manifest,
+)
 from pipelines.camera_distributions import CameraDistribution
 from pipelines.eg3d.superresolution import SuperResolution, SuperResolutionConfig
 from pipelines.mimic3d.aware_conv import AwareBranch
@@ -209,35 +212,18 @@ class Mimic3dBundle:
 def load_mimic3d_bundle(path: Path, device: torch.device | str = "cpu", backend: str | None = None) -> Mimic3dBundle:
     """Loads what :func:`save_mimic3d_bundle` wrote (a bundle, checkpoint or run directory; nothing unpickled)."""
     bundle = load_bundle(path, device=device, backend=backend)
-    meta_path = bundle.directory / MIMIC3D_FILE
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"{meta_path} is missing: {bundle.directory} holds a generator without Mimic3D's 3D-aware branch "
-            f"(pipeline {bundle.pipeline!r}); pass a bundle written by the mimic3d pipeline"
-        )
+    meta = read_side_config(bundle, MIMIC3D_FILE, FORMAT_VERSION, "Mimic3D's 3D-aware branch", "mimic3d")
     try:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
         sr_config = config_from_dict(SuperResolutionConfig, meta["superresolution"])
         aware_config = config_from_dict(AwareBranchConfig, meta["aware"])
         neural_resolution = int(meta["neural_resolution"])
-    except (json.JSONDecodeError, KeyError, ValueError, TypeError) as error:
-        raise ValueError(f"{meta_path} is not a valid mimic3d config ({error}); the bundle is damaged") from error
+    except (KeyError, ValueError, TypeError) as error:
+        raise side_config_error(bundle, MIMIC3D_FILE, error) from error
     triplane = bundle.generator
     config = triplane.config
     sr = SuperResolution(sr_config, config.w_dim)
     aware = AwareBranch(config.plane_channels, config.w_dim, config.plane_resolution, aware_config.use_noise,
                         aware_config.conv_clamp, config.plane_axes)
-    extra = TriPlaneGenerator.load_extra_tensors(bundle.directory)
-    for module, prefix in ((sr, SUPERRESOLUTION_PREFIX), (aware, AWARE_PREFIX)):
-        state = {k[len(prefix):]: v for k, v in extra.items() if k.startswith(prefix)}
-        try:
-            module.load_state_dict(state)
-        except RuntimeError as error:
-            raise ValueError(
-                f"{bundle.directory}: the {prefix}* tensors do not match {MIMIC3D_FILE} ({error}); "
-                "the bundle is damaged"
-            ) from error
+    load_prefixed_tensors(bundle, {SUPERRESOLUTION_PREFIX: sr, AWARE_PREFIX: aware}, MIMIC3D_FILE)
     generator = Mimic3dGenerator(triplane, aware.to(device), sr.to(device), aware_config)
     return Mimic3dBundle(bundle, generator.eval().requires_grad_(False), neural_resolution)
