@@ -222,6 +222,31 @@ def render(model: GeneratorModel, z: Tensor, cameras: Cameras, resolution: int, 
                      renderer, progress)
 
 
+def render_rows_by_class(model: GeneratorModel, z: Tensor, cameras: Cameras, resolution: int, columns: int,
+                         condition: Cameras | None = None) -> RenderedImages:
+    """:func:`render`, with row r of a ``columns``-wide grid drawn in class r mod K by a class-conditional model
+    (K classes); other models draw every latent as :func:`render` does.
+
+    A training snapshot then shows every class, where one fixed class (see :func:`condition_labels`)
+    would show a single one. Example: 8 latents, 4 columns, 3 classes: latents 0-3 in class 0, 4-7 in class 1.
+    """
+    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    if num_classes == 0:
+        return render(model, z, cameras, resolution, condition)
+    condition = cameras if condition is None else condition
+    row_classes = (torch.arange(len(z)) // columns) % num_classes
+    outputs, order = [], []
+    for class_index in row_classes.unique().tolist():
+        index = (row_classes == class_index).nonzero().flatten()
+        outputs.append(render(model.with_options(class_index=class_index), z[index.to(z.device)],
+                              cameras[index.to(cameras.cam2world.device)], resolution,
+                              condition[index.to(condition.cam2world.device)]))
+        order.append(index)
+    images = _cat_images(outputs)
+    inverse = torch.argsort(torch.cat(order))
+    return replace(images, rgb=images.rgb[inverse], depth=images.depth[inverse], opacity=images.opacity[inverse])
+
+
 def _cat_images(outputs: list[RenderedImages]) -> RenderedImages:
     cat = lambda name: torch.cat([getattr(o, name).cpu() for o in outputs])  # noqa: E731
     return RenderedImages(rgb=cat("rgb"), depth=cat("depth"), opacity=cat("opacity"),

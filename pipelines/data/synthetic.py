@@ -53,6 +53,9 @@ class SynthConfig:
     """Seed of shapes, materials, cameras and path-tracer noise; the same seed gives the same dataset."""
     families: tuple[str, ...] = FAMILIES
     """Object families, used in turn (mushroom, vase, chair, table)."""
+    family_classes: bool = False
+    """Record each image's family (its index in ``families``) as its class in dataset.json: a run on the
+    dataset then trains class-conditionally, one class per family."""
     spp: int = 16
     """Path-tracing samples per pixel (a square number uses stratified sampling)."""
     variant: str = "auto"
@@ -94,7 +97,7 @@ def build_synthetic_dataset(config: SynthConfig) -> Path:
     camera_config = CameraDistributionConfig.synthetic(config.cameras)
     start = time.perf_counter()
     renderer = ObjectRenderer(config.resolution, config.spp, config.variant)
-    labels, objects = [], []
+    labels, classes, objects = [], [], []
     zip_tmp = out / "dataset.zip.partial"
     try:
         with zipfile.ZipFile(zip_tmp, "w") as archive:
@@ -112,6 +115,7 @@ def build_synthetic_dataset(config: SynthConfig) -> Path:
                     name = f"images/obj{object_id:05d}_view{view:03d}.png"
                     _zip_write(archive, name, _png_bytes(image), compress=False)
                     labels.append([name, label])
+                    classes.append([name, config.families.index(family)])
                     names.append(name)
                 mesh_name = f"meshes/obj{object_id:05d}.ply"
                 obj.combined_mesh().export(out / mesh_name)
@@ -119,7 +123,8 @@ def build_synthetic_dataset(config: SynthConfig) -> Path:
                                 "material": {"type": obj.material, "roughness": obj.roughness,
                                              "colors_srgb": [list(p.color) for p in obj.parts]},
                                 "normalization_scale": obj.extra["scale"], "mesh": mesh_name, "images": names})
-            _zip_write(archive, "dataset.json", json.dumps({"labels": labels}).encode(), compress=True)
+            document = {"labels": labels, **({"classes": classes} if config.family_classes else {})}
+            _zip_write(archive, "dataset.json", json.dumps(document).encode(), compress=True)
         zip_tmp.replace(out / "dataset.zip")
     finally:
         renderer.close()

@@ -26,7 +26,7 @@ from pipelines.engine.distributed import DistributedContext, barrier, broadcast_
 from pipelines.engine.logs import KimgProgress, RunLogger, rewind_run_logs
 from pipelines.engine.snapshots import images_to_grid, save_gif, save_grid
 from pipelines.evaluation.trajectories import OrbitConfig, turntable_cameras
-from pipelines.model import render
+from pipelines.model import render_rows_by_class
 from renderers.cameras import Cameras
 
 if TYPE_CHECKING:
@@ -260,7 +260,8 @@ class Trainer:
 
     def _save_snapshot(self, name: str) -> Path:
         columns, _ = self.config.trainer.snapshot_grid
-        images = render(self.pipeline.model(), self.snapshot_z, self.snapshot_cameras, self.config.resolution).rgb
+        images = render_rows_by_class(self.pipeline.model(), self.snapshot_z, self.snapshot_cameras, self.config.resolution,
+                                      columns).rgb
         # A pipeline may show more of the same latents (ig-gan: its two renderers side by side).
         extra_grids = getattr(self.pipeline, "snapshot_grids", None)
         if extra_grids is not None:
@@ -281,8 +282,10 @@ class Trainer:
         condition = Cameras.cat([model.cameras.center_pose()] * len(z))
         for frame in range(len(path)):
             cameras = Cameras.cat([path[frame]] * len(z))
-            images = render(model, z, cameras, config.turntable_resolution or self.config.resolution, condition).rgb
-            frames.append(images_to_grid(images, min(len(z), config.turntable_columns)))
+            columns = min(len(z), config.turntable_columns)
+            images = render_rows_by_class(model, z, cameras, config.turntable_resolution or self.config.resolution,
+                                          columns, condition).rgb
+            frames.append(images_to_grid(images, columns))
         return save_gif(frames, self.run_dir / "turntable.gif")
 
 

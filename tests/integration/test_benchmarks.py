@@ -117,9 +117,15 @@ def test_discriminator_colour_probe_scores_reals_and_their_edits(tmp_path):
     config.data = tmp_path / "synth" / "dataset.zip"
     run_training(config)
     out = _run("benchmarks/discriminator_colour.py", str(tmp_path / "run"), "--images", "4")
+    colour_table, family_table = out.split("\n\n")[-2:]
     rows = {cells[0]: cells[1:] for cells in (
-        [c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines() if line.startswith("| "))}
+        [c.strip() for c in line.split("|")[1:-1]] for line in colour_table.splitlines() if line.startswith("| "))}
     assert set(rows) == {"images", "real", "hue sweep", "global hue", "flat"}
+    families = {cells[0]: cells[1:] for cells in (
+        [c.strip() for c in line.split("|")[1:-1]] for line in family_table.splitlines() if line.startswith("| "))}
+    # One view of each of the 3 objects (mushroom, vase, chair) and as many generated samples.
+    assert set(families) == {"family", "mushroom", "vase", "chair", "generated"}
+    assert [int(families[f][1]) for f in ("mushroom", "vase", "chair", "generated")] == [1, 1, 1, 3]
     assert float(rows["real"][1]) == 0.0 and float(rows["real"][2]) == 0.0
     for name in ("hue sweep", "global hue", "flat"):
         mean, difference, below = (float(v) for v in rows[name])

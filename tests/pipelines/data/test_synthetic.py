@@ -99,3 +99,20 @@ def test_cli_synth_then_validate(tmp_path, capsys):
 def test_unknown_family_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown"):
         build_synthetic_dataset(SynthConfig(out=tmp_path / "x", families=("teapot",), **TINY))
+
+
+def test_family_classes_make_a_class_conditional_dataset(tmp_path):
+    from pipelines.data.image_dataset import DatasetConfig, ImageDataset
+
+    path = build_synthetic_dataset(SynthConfig(out=tmp_path / "classes", seed=7, family_classes=True,
+                                               families=("chair", "vase"), **TINY))
+    objects = json.loads((path.parent / "metadata.json").read_text())["objects"]
+    expected = {name: ("chair", "vase").index(obj["family"]) for obj in objects for name in obj["images"]}
+    with zipfile.ZipFile(path) as archive:
+        document = json.loads(archive.read("dataset.json"))
+    assert dict(document["classes"]) == expected and set(expected.values()) == {0, 1}
+    dataset = ImageDataset(DatasetConfig(path=path, resolution=32, xflip=False))
+    assert dataset.num_classes == 2 and sorted(dataset.class_labels.tolist()) == sorted(expected.values())
+    plain = build_synthetic_dataset(SynthConfig(out=tmp_path / "plain", seed=7, families=("chair", "vase"), **TINY))
+    with zipfile.ZipFile(plain) as archive:
+        assert "classes" not in json.loads(archive.read("dataset.json"))

@@ -141,3 +141,22 @@ def test_eg3d_trains_and_saves_class_conditionally(tmp_path):
     assert all(math.isfinite(v) for v in pipeline.train_step(batch, Progress(0, 0)).values())
     pipeline.model().save(tmp_path)
     assert open_model(tmp_path).num_classes == NUM_CLASSES
+
+
+def test_snapshot_rows_show_every_class_in_turn():
+    from pipelines.model import render_rows_by_class
+
+    pipeline, _ = _pipeline()
+    model = pipeline.model()
+    columns, rows = 2, 4
+    z = torch.randn(columns * rows, model.z_dim, generator=torch.Generator().manual_seed(1))
+    cameras = model.cameras.sample(columns * rows, torch.Generator().manual_seed(2))
+    grid = render_rows_by_class(model, z, cameras, 16, columns).rgb
+    for i in range(columns * rows):
+        row_class = (i // columns) % NUM_CLASSES  # rows 0..3 in classes 0, 1, 2, 0
+        alone = render(model.with_options(class_index=row_class), z[i:i + 1], cameras[i:i + 1], 16).rgb
+        assert torch.allclose(grid[i:i + 1], alone, atol=1e-5), f"latent {i} is not drawn in class {row_class}"
+    assert not torch.allclose(grid[2:4], render(model, z[2:4], cameras[2:4], 16).rgb)  # row 1 is not class 0
+    unconditional, _ = _pipeline(TinyDataset())
+    plain = unconditional.model()
+    assert torch.equal(render_rows_by_class(plain, z, cameras, 16, columns).rgb, render(plain, z, cameras, 16).rgb)
