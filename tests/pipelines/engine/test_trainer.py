@@ -93,12 +93,12 @@ def test_metrics_are_logged_with_the_ticks_they_are_due(tmp_path):
 
 def test_turntable_keeps_one_condition_for_a_pose_conditioned_generator(tmp_path, monkeypatch):
     """Every frame is conditioned on the distribution's centre pose, so the subject does not change as it turns."""
-    import pipelines.engine.trainer as trainer_module
+    import pipelines.model as model_module
 
     trainer = _trainer(tmp_path)
     conditions = []
-    original = trainer_module.render
-    monkeypatch.setattr(trainer_module, "render", lambda model, z, cameras, resolution, condition=None, **kw: (
+    original = model_module.render
+    monkeypatch.setattr(model_module, "render", lambda model, z, cameras, resolution, condition=None, **kw: (
         conditions.append(condition), original(model, z, cameras, resolution, condition, **kw))[1])
     trainer._save_turntable()
     centre = trainer.pipeline.model().cameras.center_pose().to_label()
@@ -125,3 +125,25 @@ def test_cpu_preset_turntable_shows_eight_samples_at_twice_the_training_resoluti
     assert config.trainer.turntable_samples == 8 <= config.trainer.snapshot_grid[0] * config.trainer.snapshot_grid[1]
     assert config.trainer.turntable_resolution == 2 * config.resolution == 128
     assert config.trainer.turntable_samples % config.trainer.turntable_columns == 0
+
+
+def test_snapshot_and_turntable_of_a_class_conditional_run_go_through_the_classes_by_row(tmp_path, monkeypatch):
+    """Row r of the snapshot grid and of the turntable is drawn in class r mod K, so every class shows."""
+    import pipelines.model as model_module
+    from tests.pipelines.patch_gan.test_class_conditional import NUM_CLASSES, TinyClassDataset
+
+    config = tiny_train_config(out=tmp_path, kimg=0.008)
+    config.trainer.snapshot_grid = (2, 4)
+    config.trainer.turntable_samples, config.trainer.turntable_columns = 4, 1
+    dataset = TinyClassDataset()
+    trainer = Trainer(config, PatchGanPipeline(config, torch.device("cpu"), dataset), dataset, tmp_path,
+                      torch.device("cpu"))
+    drawn = []
+    original = model_module.render
+    monkeypatch.setattr(model_module, "render", lambda model, z, *args, **kw: (
+        drawn.append((model.class_index, len(z))), original(model, z, *args, **kw))[1])
+    trainer._save_snapshot("test")
+    assert sorted(drawn) == [(0, 4), (1, 2), (2, 2)]  # rows 0-3 of 2: classes 0, 1, 2, 0
+    drawn.clear()
+    trainer._save_turntable()
+    assert sorted(set(drawn)) == [(0, 2), (1, 1), (2, 1)] and NUM_CLASSES == 3  # 4 rows of 1: classes 0, 1, 2, 0
