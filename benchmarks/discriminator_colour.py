@@ -35,6 +35,7 @@ from pipelines.engine.checkpoints import find_latest_checkpoint, load_training_s
 from pipelines.engine.launch import read_config
 from pipelines.evaluation.colour import real_object_mask, rotate_hue
 from pipelines.evaluation.families import reference_families
+from pipelines.evaluation.shape_metrics import find_synthetic_metadata
 from pipelines.model import render
 from pipelines.patch_gan.pipeline import PatchGanPipeline
 from renderers.patches import Patch, crop_patches
@@ -83,12 +84,10 @@ def main() -> None:
     rng = torch.Generator().manual_seed(args.seed)
     pick = torch.randperm(len(dataset), generator=rng)[: args.images]
     reals = (torch.stack([dataset[int(i)][0] for i in pick]) + 1) / 2
-    whole = Patch(scales=torch.ones(len(pick)), offsets=torch.zeros(len(pick), 2))
     logits = {}
     for name, images in edited_images(reals, rng).items():
-        patches = crop_patches(images * 2 - 1, whole, config.patch_resolution)
         with torch.no_grad():  # as D sees images once the input blur has faded, without augmentation
-            logits[name] = pipeline.D(patches, whole, None).float().flatten()
+            logits[name] = whole_image_logits(pipeline, images * 2 - 1, config.patch_resolution)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{checkpoint}, {len(pick)} real images of {data}, load average {load:.1f}")
@@ -120,14 +119,13 @@ def whole_image_logits(pipeline: PatchGanPipeline, images: torch.Tensor, patch_r
 def family_logits(pipeline: PatchGanPipeline, dataset: ImageDataset, data: Path, patch_resolution: int,
                   resolution: int, seed: int) -> dict[str, tuple[float, int]] | None:
     """(mean logit, count) of D on one view of each object per family, and on as many EMA samples ("generated");
-    None when the dataset has no metadata.json."""
-    try:
-        families = reference_families(data)
-    except ValueError:
+    None when the dataset has no metadata.json (a damaged one is an error)."""
+    metadata = find_synthetic_metadata(data)
+    if metadata is None:
         return None
-    metadata = json.loads(next(p for p in (Path(data).parent / "metadata.json", Path(data) / "metadata.json")
-                               if p.is_file()).read_text())
-    first_view = {obj["images"][0]: family for obj, family in zip(metadata["objects"], families)}
+    families = reference_families(metadata)
+    objects = json.loads(metadata.read_text())["objects"]
+    first_view = {obj["images"][0]: family for obj, family in zip(objects, families)}
     picks = [(i, first_view[name]) for i, name in enumerate(dataset.names) if name in first_view]
     if not picks:
         return None

@@ -238,9 +238,8 @@ def render_rows_by_class(model: GeneratorModel, z: Tensor, cameras: Cameras, res
     outputs, order = [], []
     for class_index in row_classes.unique().tolist():
         index = (row_classes == class_index).nonzero().flatten()
-        outputs.append(render(model.with_options(class_index=class_index), z[index.to(z.device)],
-                              cameras[index.to(cameras.cam2world.device)], resolution,
-                              condition[index.to(condition.cam2world.device)]))
+        outputs.append(render(model.with_options(class_index=class_index), z[index], cameras[index], resolution,
+                              condition[index]))
         order.append(index)
     images = _cat_images(outputs)
     inverse = torch.argsort(torch.cat(order))

@@ -21,7 +21,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from pipelines.evaluation.shape_metrics import chamfer_distance_matrix, normalize_point_clouds, sample_surface_points
+from pipelines.evaluation.shape_metrics import (
+    chamfer_distance_matrix, find_synthetic_metadata, metadata_candidates, normalize_point_clouds, sample_surface_points,
+)
 
 EMPTY = "empty"
 """The bucket of generated meshes without a surface."""
@@ -129,11 +131,10 @@ def reference_families(dataset_path: str | Path) -> list[str]:
     :func:`pipelines.evaluation.shape_metrics.find_reference_meshes`.
     """
     path = Path(dataset_path)
-    candidates = [path] if path.name == "metadata.json" else [path / "metadata.json", path.parent / "metadata.json"]
-    metadata = next((c for c in candidates if c.is_file()), None)
+    metadata = find_synthetic_metadata(path)
     if metadata is None:
         raise ValueError(f"{path}: the family histogram needs the synthetic dataset's metadata.json (looked at "
-                         f"{', '.join(str(c) for c in candidates)}); use the built-in dataset or one made by "
+                         f"{', '.join(str(c) for c in metadata_candidates(path))}); use the built-in dataset or one made by "
                          "pipelines/data/synthetic.py")
     try:
         objects = json.loads(metadata.read_text())["objects"]

@@ -126,6 +126,18 @@ def compare_shapes(generated: list, references: list, num_points: int, rng: torc
     )
 
 
+def metadata_candidates(dataset_path: str | Path) -> list[Path]:
+    """Where a synthetic dataset's ``metadata.json`` may be: the path itself if it is that file, else inside
+    the dataset folder and beside the dataset zip/folder, in that order."""
+    path = Path(dataset_path)
+    return [path] if path.name == "metadata.json" else [path / "metadata.json", path.parent / "metadata.json"]
+
+
+def find_synthetic_metadata(dataset_path: str | Path) -> Path | None:
+    """The first of :func:`metadata_candidates` that exists (None: the dataset is not a synthetic one)."""
+    return next((c for c in metadata_candidates(dataset_path) if c.is_file()), None)
+
+
 def find_reference_meshes(dataset_path: str | Path) -> list[Path]:
     """Ground-truth mesh files listed in the ``metadata.json`` of a synthetic dataset.
 
@@ -133,12 +145,11 @@ def find_reference_meshes(dataset_path: str | Path) -> list[Path]:
     or the ``metadata.json`` itself.
     """
     path = Path(dataset_path)
-    candidates = [path] if path.name == "metadata.json" else [path / "metadata.json", path.parent / "metadata.json"]
-    metadata = next((c for c in candidates if c.is_file()), None)
+    metadata = find_synthetic_metadata(path)
     if metadata is None:
         raise ValueError(
             f"{path}: geometry metrics need ground-truth meshes, listed in a metadata.json next to the dataset "
-            f"(looked at {', '.join(str(c) for c in candidates)}); build the dataset with the synthetic dataset "
+            f"(looked at {', '.join(str(c) for c in metadata_candidates(path))}); build the dataset with the synthetic dataset "
             "builder (pipelines/data/synthetic.py) or leave 'geometry' out of --metrics"
         )
     try:
