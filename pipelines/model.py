@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
+from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from epigraf_field.generator import TriPlaneGenerator
@@ -76,14 +78,30 @@ class GeneratorModel(Protocol):
         """Writes a bundle that :func:`open_model` reads back."""
 
 
+def latent_classes(z: Float[Tensor, "b z_dim"], num_classes: int) -> Int[Tensor, " b"]:
+    """The class [b] each latent is generated in when no class is asked for: a hash of the latent's bytes,
+    modulo ``num_classes``.
+
+    A latent keeps its class in every command (the viewer, render, export and metrics all draw the
+    same object for a seed), and over many latents the classes come out uniform, independent of the
+    latent's values (the mapping still sees z ~ N(0, I) in every class, as in training).
+    """
+    rows = z.detach().to("cpu", torch.float32).contiguous().numpy()
+    digests = [hashlib.blake2b(row.tobytes(), digest_size=8).digest() for row in rows]
+    return torch.tensor([int.from_bytes(d, "little") % num_classes for d in digests], dtype=torch.long)
+
+
 def condition_labels(c_dim: int, condition: Cameras | None, cameras: CameraDistribution, count: int,
-                     device: torch.device, num_classes: int = 0, class_index: int | None = None) -> Tensor | None:
+                     device: torch.device, num_classes: int = 0, class_index: int | None = None,
+                     z: Tensor | None = None) -> Tensor | None:
     """The condition [count, c_dim] a conditioned mapping sees: camera label, then one-hot class.
 
     The camera part (``c_dim - num_classes`` numbers, 25 or none) is ``condition``'s label, else the
     distribution's centre pose. A class-conditional generator (``num_classes > 0``) also sees the
-    one-hot of ``class_index``, class 0 when None (a fixed class keeps every consumer's renders
-    comparable). One rule for every consumer; None for an unconditional generator (``c_dim == 0``).
+    one-hot of ``class_index``; when None, each latent of ``z`` [count, z_dim] is drawn in its own
+    class (:func:`latent_classes`), so every consumer shows all classes and the same class for a
+    latent; without ``z``, class 0. One rule for every consumer; None for an unconditional
+    generator (``c_dim == 0``).
 
     Example: ``c_dim=28, num_classes=3, class_index=2`` gives ``[*centre_label(25), 0, 0, 1]`` per row.
     """
@@ -104,7 +122,10 @@ def condition_labels(c_dim: int, condition: Cameras | None, cameras: CameraDistr
     elif camera_dim < 0:
         raise ValueError(f"the generator is conditioned on {c_dim} numbers, fewer than its {num_classes} classes")
     if num_classes > 0:
-        index = torch.full((count,), 0 if class_index is None else class_index, dtype=torch.long, device=device)
+        if class_index is None and z is not None:
+            index = latent_classes(z, num_classes).to(device)
+        else:
+            index = torch.full((count,), 0 if class_index is None else class_index, dtype=torch.long, device=device)
         parts.append(torch.nn.functional.one_hot(index, num_classes).float())
     return torch.cat(parts, dim=1)
 
@@ -160,7 +181,8 @@ class TriPlaneModel(DirectlyRenderedModel):
     num_classes: int = 0
     """Classes of a class-conditional generator (0: unconditional; the last ``num_classes`` numbers of its c_dim)."""
     class_index: int | None = None
-    """The class every scene is generated in (None: class 0); only for a class-conditional generator."""
+    """The class every scene is generated in (None: each latent in its own class, :func:`latent_classes`); only for
+    a class-conditional generator."""
 
     def __post_init__(self) -> None:
         if self.class_index is not None and not 0 <= self.class_index < max(self.num_classes, 0):
@@ -171,7 +193,7 @@ class TriPlaneModel(DirectlyRenderedModel):
 
     def mapping(self, z: Tensor, condition: Cameras | None = None) -> Tensor:
         c = condition_labels(self.generator.config.c_dim, condition, self.cameras, len(z), self.device,
-                             self.num_classes, self.class_index)
+                             self.num_classes, self.class_index, z)
         return self.generator.mapping(z.to(self.device), c, self.truncation_psi, self.truncation_cutoff)
 
     def synthesize(self, ws: Tensor) -> Tensor:
@@ -227,8 +249,8 @@ def render_rows_by_class(model: GeneratorModel, z: Tensor, cameras: Cameras, res
     """:func:`render`, with row r of a ``columns``-wide grid drawn in class r mod K by a class-conditional model
     (K classes); other models draw every latent as :func:`render` does.
 
-    A training snapshot then shows every class, where one fixed class (see :func:`condition_labels`)
-    would show a single one. Example: 8 latents, 4 columns, 3 classes: latents 0-3 in class 0, 4-7 in class 1.
+    A training snapshot then shows the classes row by row, where each latent's own class (see
+    :func:`condition_labels`) would mix them. Example: 8 latents, 4 columns, 3 classes: latents 0-3 in class 0, 4-7 in class 1.
     """
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     if num_classes == 0:

@@ -46,6 +46,9 @@ class BuiltinCommand:
     """Camera distribution of the renders."""
     seed: int = 0
     """Seed of the build."""
+    family_classes: bool = True
+    """Record each object's family as its class (the trainer's built-in dataset); --no-family-classes: no classes,
+    for unconditional training on the same images."""
 
 
 def _validate(command: ValidateCommand) -> int:
@@ -71,7 +74,7 @@ def _builtin(command: BuiltinCommand) -> int:
     start = time.perf_counter()
     path = ensure_builtin_dataset(resolution=command.resolution, num_objects=command.num_objects,
                                   views_per_object=command.views_per_object, cameras=command.cameras,
-                                  seed=command.seed)
+                                  seed=command.seed, family_classes=command.family_classes)
     print(f"{path} ({time.perf_counter() - start:.1f} s)")
     return 0
 

@@ -13,7 +13,7 @@ import tyro
 
 from pipelines.devices import Device, choose_device
 from pipelines.errors import DEBUG_HELP, check_writable_folder, run_command
-from pipelines.cli.open_generator import Branch, open_generator
+from pipelines.cli.open_generator import Branch, open_generator, with_class_index
 from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes, save_mesh
 from pipelines.model import latents_from_seeds
 from pipelines.progress import progress_bar
@@ -52,6 +52,9 @@ class ExportConfig:
     """Truncation towards the mean w (1: none)."""
     truncation_cutoff: int | None = None
     """Truncate only the first N ws (None: all)."""
+    class_index: int | None = None
+    """Class to generate with a class-conditional generator, 0..num_classes-1 (None: each seed in its own class, the
+    same one in every command)."""
     device: Device = "auto"
     """cpu, cuda, or auto (cuda when available)."""
     progress: bool = True
@@ -73,6 +76,7 @@ def run(config: ExportConfig) -> list[Path]:
     device = choose_device(config.device)
     model = open_generator(config.checkpoint, device, config.branch).with_options(
         truncation_psi=config.truncation_psi, truncation_cutoff=config.truncation_cutoff)
+    model = with_class_index(model, config.class_index, config.checkpoint)
     mesh_config.box_half_size = model.box_half_size
     center = model.cameras.center_pose()  # camera-conditioned generators see the distribution's centre pose
     paths: list[Path] = []

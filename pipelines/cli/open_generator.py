@@ -49,3 +49,14 @@ def with_branch(model: GeneratorModel, branch: Branch, path: Path) -> GeneratorM
             "the direct 3D render: leave --branch out"
         )
     return model
+
+
+def with_class_index(model: GeneratorModel, class_index: int | None, path: Path) -> GeneratorModel:
+    """``model`` drawing every seed in ``class_index`` (None: each seed in its own class, unchanged); a generator
+    that is not class-conditional takes only None, an index out of range is a ValueError naming the range."""
+    if class_index is None:
+        return model
+    if not getattr(model, "num_classes", 0):
+        raise ModelLoadError(f"--class-index {class_index} given, but {path} holds a generator that is not "
+                             "class-conditional; leave --class-index out")
+    return model.with_options(class_index=class_index)

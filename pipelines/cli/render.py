@@ -15,7 +15,7 @@ import tyro
 from pipelines.devices import Device, choose_device
 from pipelines.errors import DEBUG_HELP, check_writable_folder, run_command
 from pipelines.engine.snapshots import images_to_grid, save_grid
-from pipelines.cli.open_generator import Branch, open_generator
+from pipelines.cli.open_generator import Branch, open_generator, with_class_index
 from pipelines.evaluation.trajectories import OrbitConfig, grid_cameras, orbit_cameras, turntable_cameras, zigzag_cameras
 from pipelines.evaluation.video import depth_to_images, opacity_to_images, write_video
 from pipelines.model import GeneratorModel, latents_from_seeds, render, render_ws
@@ -62,7 +62,8 @@ class RenderConfig:
     truncation_cutoff: int | None = None
     """Truncate only the first N ws (None: all)."""
     class_index: int | None = None
-    """Class to generate with a class-conditional generator, 0..num_classes-1 (None: class 0)."""
+    """Class to generate with a class-conditional generator, 0..num_classes-1 (None: each seed in its own class, the
+    same one in every command)."""
     branch: Branch = "3d"
     """Which branch of a mimic3d generator makes the final images: 3d (the direct volume render, consistent across
     views by construction) or 2d (the EG3D branch: neural render plus super-resolution). Other pipelines have one
@@ -176,11 +177,7 @@ def run(config: RenderConfig) -> list[Path]:
     model = open_generator(config.checkpoint, device, config.branch)
     model = with_sample_counts(model, config.num_coarse, config.num_fine).with_options(
         truncation_psi=config.truncation_psi, truncation_cutoff=config.truncation_cutoff)
-    if config.class_index is not None:
-        if not getattr(model, "num_classes", 0):
-            raise SystemExit(f"error: --class-index {config.class_index} given, but {config.checkpoint} holds a "
-                             "generator that is not class-conditional; leave --class-index out")
-        model = model.with_options(class_index=config.class_index)  # out of range: ValueError, one error line
+    model = with_class_index(model, config.class_index, config.checkpoint)
     orbit = config.orbit.resolve(model.cameras)
     z = latents_from_seeds(config.seeds, model.z_dim)
     paths: list[Path] = []

@@ -271,7 +271,8 @@ class Trainer:
         return save_grid(images, columns, self.run_dir / "snapshots" / f"fakes-{name}.png")
 
     def _save_turntable(self) -> Path:
-        """The first snapshot latents turning about +y on the distribution's centre orbit, side by side."""
+        """The first snapshot latents turning about +y on the distribution's centre orbit, side by side; a
+        class-conditional generator draws latent i in class i mod K."""
         config = self.config.trainer
         model = self.pipeline.model()
         z = self.snapshot_z[: config.turntable_samples]
@@ -283,8 +284,9 @@ class Trainer:
         for frame in range(len(path)):
             cameras = Cameras.cat([path[frame]] * len(z))
             columns = min(len(z), config.turntable_columns)
+            # Latent i in class i mod K (rows of one): with K columns, each column turns one class.
             images = render_rows_by_class(model, z, cameras, config.turntable_resolution or self.config.resolution,
-                                          columns, condition).rgb
+                                          1, condition).rgb
             frames.append(images_to_grid(images, columns))
         return save_gif(frames, self.run_dir / "turntable.gif")
 

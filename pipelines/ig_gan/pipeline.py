@@ -207,6 +207,9 @@ class IgGanPipeline(Pipeline):
         box = self.config.generator.box_half_size
         # Mitsuba is checked first: a missing or broken install stops the run before anything is written.
         self.R = MitsubaVoxelRenderer(self.config.mitsuba, config.resolution, box)
+        num_classes = int(getattr(dataset, "num_classes", 0) or 0)
+        if num_classes and context.is_main:  # IG-GAN is unconditional: say so rather than drop the classes silently
+            print(f"ig-gan trains unconditionally: the dataset's {num_classes} classes are not used", flush=True)
         has_labels = bool(getattr(dataset, "has_labels", False))
         self.camera_distribution = CameraDistribution.for_training(
             self.config.cameras, dataset.labels if has_labels else None)

@@ -127,12 +127,14 @@ def cpu_preset() -> PatchGanTrainConfig:
     at most 64 channels): at 12 kimg it left 2 of 32 samples with floaters where the narrower one
     left 7, at about 20% more time per kimg (doubling the generator's synthesis widths instead did
     not help). The EMA spans 2 kimg (with its ramp-up, 0.05 of the images seen so far) rather than
-    0.25. 24 kimg take about 12 minutes on 2 quiet cores, turntable included; between 8 and 24
-    kimg vases grow necks and rims and mushrooms separate caps from stems. Chairs and tables are still
-    rare at the end: the generator drops them (with the family as its class it draws them from 4
-    kimg on, and the discriminator scores real chairs and tables above the other families), and a
-    whole-batch minibatch-std, R1 gamma 1 or a mapping learning-rate multiplier of 1 kept them out at
-    10-12 kimg.
+    0.25. 24 kimg take about 12 minutes on 2 quiet cores, turntable included.
+
+    The built-in dataset records its four families as classes, so the default run is
+    class-conditional (see pipelines.data.builtin): unconditionally, the generator drops chairs and
+    tables (the discriminator scores real chairs and tables above the other families, yet a
+    whole-batch minibatch-std, R1 gamma 1 or a mapping learning-rate multiplier of 1 kept them out
+    at 10-12 kimg), while with the family as its class it draws table tops on legs and chairs with
+    backs by 10 kimg.
 
     The final turntable shows 8 of the snapshot latents, 4 per row, each at 128^2: twice the
     training resolution, which a pure 3D generator renders without retraining. Its 36 frames hold

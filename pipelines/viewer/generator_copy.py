@@ -104,16 +104,19 @@ class LatentCache:
         self,
         model: GeneratorModel,
         version: int,
-        latent_key: tuple[int, int, float, float],
+        latent_key: tuple[int, int, float, float, int],
         condition: Cameras | None,
     ) -> tuple[Tensor, Tensor]:
-        """(scene representation, ws) for (seed, seed_b, mix, psi); mixing is linear in w (StyleGAN)."""
+        """(scene representation, ws) for (seed, seed_b, mix, psi, class); mixing is linear in w (StyleGAN).
+
+        Class -1 leaves each seed in its own class; another class applies to a class-conditional generator."""
         key = (version, latent_key)
         if key in self._scenes:
             self._scenes.move_to_end(key)
             return self._scenes[key]
-        seed, seed_b, mix, psi = latent_key
-        truncated = model.with_options(truncation_psi=psi)
+        seed, seed_b, mix, psi, class_index = latent_key
+        pinned = {"class_index": class_index} if class_index >= 0 and getattr(model, "num_classes", 0) else {}
+        truncated = model.with_options(truncation_psi=psi, **pinned)
         ws = truncated.mapping(seed_latent(seed, model.z_dim, model.device), condition)
         if mix > 0:
             ws_b = truncated.mapping(seed_latent(seed_b, model.z_dim, model.device), condition)

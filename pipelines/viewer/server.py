@@ -29,7 +29,7 @@ from pipelines.viewer.frame import render_final_view, render_grid_view, render_v
 from pipelines.viewer.framing import home_view
 from pipelines.viewer.generator_copy import GeneratorCopy, LatentCache
 from pipelines.viewer.render_worker import Quality, RenderWorker, RenderWorkerConfig
-from pipelines.viewer.settings import OUTPUTS, VIEW_SAMPLERS, ViewSettings
+from pipelines.viewer.settings import OUTPUTS, SEED_CLASS, VIEW_SAMPLERS, ViewSettings
 from renderers.cameras import Cameras
 from renderers.volume_renderer import VolumeRenderer
 
@@ -172,6 +172,8 @@ class GeneratorViewer:
             model.cameras, self.config.num_frustums
         )
         self.camera_distribution = model.cameras
+        self.num_classes = int(getattr(model, "num_classes", 0) or 0)
+        """Classes of a class-conditional generator (0: unconditional); the GUI's class control lists them."""
         self.box_half_size = float(self.renderer_config.box_half_size)
         self.home = home_view(model.cameras, self.box_half_size)
         # A pose-conditioned generator sees the dataset's mean pose, wherever the browser's camera is.
@@ -433,6 +435,9 @@ class _Gui:
             self.mix = gui.add_slider("Interpolation", min=0.0, max=1.0, step=0.01, initial_value=settings.mix)
             self.psi = gui.add_slider("Truncation psi", min=0.0, max=1.5, step=0.05,
                                       initial_value=settings.truncation_psi)
+            self.class_index = gui.add_dropdown(
+                "Class", options=[SEED_CLASS, *(str(k) for k in range(viewer.num_classes))],
+                initial_value=SEED_CLASS, disabled=viewer.num_classes == 0)
         with gui.add_folder("Rendering"):
             self.resolution = gui.add_slider("Resolution", min=min(16, settings.resolution),
                                              max=max(512, settings.resolution), step=8,
@@ -462,6 +467,7 @@ class _Gui:
     def _wire(self) -> None:
         bind = {
             "seed": self.seed, "seed_b": self.seed_b, "mix": self.mix, "truncation_psi": self.psi,
+            "class_index": self.class_index,
             "resolution": self.resolution, "samples_per_ray": self.samples, "sampler": self.sampler,
             "output": self.output, "background": self.background,
         }

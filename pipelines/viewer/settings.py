@@ -10,6 +10,9 @@ from renderers.volume_renderer import VolumeRendererConfig
 OUTPUTS = ("rgb", "depth", "opacity")
 VIEW_SAMPLERS = ("stratified", "importance", "occupancy")
 
+SEED_CLASS = "the seed's own"
+"""The class control's first choice: each seed in its own class (``class_index`` -1)."""
+
 Output = Literal["rgb", "depth", "opacity"]
 Sampler = Literal["stratified", "importance", "occupancy"]
 
@@ -26,6 +29,8 @@ class ViewSettings:
     """Interpolation from the first (0) to the second (1) latent, linear in w (StyleGAN)."""
     truncation_psi: float = 1.0
     """Truncation towards the mean w (1: none)."""
+    class_index: int = -1
+    """Class of a class-conditional generator (-1: each seed in its own class, as in every other command)."""
     resolution: int = 128
     """Rows of the refined frame; a moving camera is shown at preview_fraction of this."""
     samples_per_ray: int = 32
@@ -48,6 +53,8 @@ class ViewSettings:
             raise ValueError(f"render resolution must be at least 8 rows, got {self.resolution}")
         if self.samples_per_ray < 2:
             raise ValueError(f"samples per ray must be at least 2, got {self.samples_per_ray}")
+        if self.class_index < -1:
+            raise ValueError(f"class must be -1 (the seed's own) or a class index, got {self.class_index}")
         if not 0.0 <= self.mix <= 1.0:
             raise ValueError(f"mix must lie in [0, 1], got {self.mix}")
         if len(self.background) != 3 or not all(0 <= int(c) <= 255 for c in self.background):
@@ -57,7 +64,9 @@ class ViewSettings:
         """A copy with some values changed (validated)."""
         if "background" in changes:
             changes["background"] = tuple(int(round(float(c))) for c in changes["background"])  # type: ignore[union-attr]
-        for name in ("seed", "seed_b", "resolution", "samples_per_ray"):
+        if changes.get("class_index") == SEED_CLASS:
+            changes["class_index"] = -1
+        for name in ("seed", "seed_b", "resolution", "samples_per_ray", "class_index"):
             if name in changes:
                 changes[name] = int(round(float(changes[name])))  # type: ignore[arg-type]
         for name in ("mix", "truncation_psi"):
@@ -66,10 +75,10 @@ class ViewSettings:
         return replace(self, **changes)
 
     @property
-    def latent_key(self) -> tuple[int, int, float, float]:
+    def latent_key(self) -> tuple[int, int, float, float, int]:
         """What the tri-planes depend on."""
         mix = round(self.mix, 6)
-        return (self.seed, self.seed_b if mix > 0 else -1, mix, round(self.truncation_psi, 6))
+        return (self.seed, self.seed_b if mix > 0 else -1, mix, round(self.truncation_psi, 6), self.class_index)
 
     def renderer_config(self, base: VolumeRendererConfig) -> VolumeRendererConfig:
         """The generator's renderer config with this view's sampler, samples and background.

@@ -85,6 +85,7 @@ def test_default_command_trains_on_the_builtin_dataset(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("preset: ")
     assert "built-in synthetic dataset" in result.stdout
+    assert "2048 images in 4 classes" in result.stdout  # its families are its classes: a class-conditional run
     for name in ("config.json", "log.jsonl", "turntable.gif", "snapshots/reals.png"):
         assert (run_dir / name).is_file(), name
     assert list((run_dir / "checkpoints").glob("step-*/generator/weights.safetensors"))

@@ -84,6 +84,25 @@ def test_builtin_dataset_is_built_once_and_atomically(tmp_path, monkeypatch):
     assert path.stat().st_mtime_ns == mtime
 
 
+def test_builtin_dataset_records_the_families_as_classes_unless_asked_not_to(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EPIGRAF_CACHE_DIR", str(tmp_path / "cache"))
+    tiny = dict(resolution=16, num_objects=4, views_per_object=1, cameras="frontal", spp=1, progress=False)
+    path = ensure_builtin_dataset(**tiny)
+    objects = json.loads((path.parent / "metadata.json").read_text())["objects"]
+    with zipfile.ZipFile(path) as archive:
+        classes = dict(json.loads(archive.read("dataset.json"))["classes"])
+    families = ("mushroom", "vase", "chair", "table")
+    assert classes == {name: families.index(obj["family"]) for obj in objects for name in obj["images"]}
+    assert sorted(classes.values()) == [0, 1, 2, 3]
+    plain = ensure_builtin_dataset(family_classes=False, **tiny)
+    assert plain != path
+    with zipfile.ZipFile(plain) as archive:
+        assert "classes" not in json.loads(archive.read("dataset.json"))
+    assert data_cli(["builtin", "--resolution", "16", "--num-objects", "4", "--views-per-object", "1",
+                     "--cameras", "frontal", "--no-family-classes"]) == 0
+    assert str(plain) in capsys.readouterr().out
+
+
 def test_cli_synth_then_validate(tmp_path, capsys):
     out = tmp_path / "cli"
     assert data_cli(["synth", "--out", str(out), "--num-objects", "1", "--views-per-object", "1",

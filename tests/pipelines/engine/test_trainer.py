@@ -127,14 +127,14 @@ def test_cpu_preset_turntable_shows_eight_samples_at_twice_the_training_resoluti
     assert config.trainer.turntable_samples % config.trainer.turntable_columns == 0
 
 
-def test_snapshot_and_turntable_of_a_class_conditional_run_go_through_the_classes_by_row(tmp_path, monkeypatch):
-    """Row r of the snapshot grid and of the turntable is drawn in class r mod K, so every class shows."""
+def test_snapshot_and_turntable_of_a_class_conditional_run_go_through_the_classes(tmp_path, monkeypatch):
+    """Row r of the snapshot grid is drawn in class r mod K, latent i of the turntable in class i mod K."""
     import pipelines.model as model_module
     from tests.pipelines.patch_gan.test_class_conditional import NUM_CLASSES, TinyClassDataset
 
     config = tiny_train_config(out=tmp_path, kimg=0.008)
     config.trainer.snapshot_grid = (2, 4)
-    config.trainer.turntable_samples, config.trainer.turntable_columns = 4, 1
+    config.trainer.turntable_samples, config.trainer.turntable_columns = 4, 2
     dataset = TinyClassDataset()
     trainer = Trainer(config, PatchGanPipeline(config, torch.device("cpu"), dataset), dataset, tmp_path,
                       torch.device("cpu"))
@@ -146,4 +146,5 @@ def test_snapshot_and_turntable_of_a_class_conditional_run_go_through_the_classe
     assert sorted(drawn) == [(0, 4), (1, 2), (2, 2)]  # rows 0-3 of 2: classes 0, 1, 2, 0
     drawn.clear()
     trainer._save_turntable()
-    assert sorted(set(drawn)) == [(0, 2), (1, 1), (2, 1)] and NUM_CLASSES == 3  # 4 rows of 1: classes 0, 1, 2, 0
+    # Latents 0-3 in classes 0, 1, 2, 0 (by rows of 2 it would be 0, 0, 1, 1).
+    assert sorted(set(drawn)) == [(0, 2), (1, 1), (2, 1)] and NUM_CLASSES == 3

@@ -111,6 +111,16 @@ def test_a_dataset_without_cameras_is_refused_with_the_fix():
         IgGanPipeline(tiny_ig_gan_config(), CPU, dataset)
 
 
+def test_a_class_conditional_dataset_trains_unconditionally_and_says_so(capsys):
+    dataset = TinyDataset(resolution=16)
+    dataset.num_classes, dataset.class_labels = 4, torch.arange(len(dataset)) % 4
+    pipeline = IgGanPipeline(tiny_ig_gan_config(), CPU, dataset)
+    assert "ig-gan trains unconditionally: the dataset's 4 classes are not used" in capsys.readouterr().out
+    assert getattr(pipeline.model(), "num_classes", 0) == 0  # consumers see an unconditional generator
+    IgGanPipeline(tiny_ig_gan_config(), CPU, TinyDataset(resolution=16))
+    assert "classes" not in capsys.readouterr().out
+
+
 def test_broken_mitsuba_stops_the_command_before_training_in_one_line(tmp_path, capsys):
     """A variant that cannot render stands for a broken install: one line naming the package, no run folder."""
     from pipelines.cli.train import main

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pipelines.engine.data_loader import BatchStream, TrainingBatches
-from pipelines.model import condition_labels, open_model, render
+from pipelines.model import condition_labels, latent_classes, latents_from_seeds, open_model, render
 from pipelines.patch_gan.pipeline import PatchGanPipeline, class_frequencies
 from pipelines.pipeline import Progress
 from renderers.cameras import LABEL_SIZE
@@ -91,7 +91,8 @@ def test_bundle_reopens_and_renders_each_class_differently(tmp_path):
     cameras = model.cameras.center_pose()
     images = [render(model.with_options(class_index=k), z, cameras, 16).rgb for k in range(NUM_CLASSES)]
     assert not torch.allclose(images[0], images[1]) and not torch.allclose(images[1], images[2])
-    assert torch.equal(render(model, z, cameras, 16).rgb, images[0])  # default: class 0
+    own_class = int(latent_classes(z, NUM_CLASSES)[0])
+    assert torch.equal(render(model, z, cameras, 16).rgb, images[own_class])  # default: the latent's own class
     with pytest.raises(ValueError, match="out of range"):
         model.with_options(class_index=NUM_CLASSES)
 
@@ -100,7 +101,26 @@ def test_condition_labels_append_the_one_hot_class():
     centre = condition_labels(LABEL_SIZE + 2, None, _cameras(), 3, CPU, num_classes=2, class_index=1)
     assert centre.shape == (3, LABEL_SIZE + 2) and torch.equal(centre[:, LABEL_SIZE:], torch.tensor([[0.0, 1.0]] * 3))
     assert torch.equal(condition_labels(2, None, _cameras(), 2, CPU, num_classes=2),
-                       torch.tensor([[1.0, 0.0]] * 2))
+                       torch.tensor([[1.0, 0.0]] * 2))  # no latents: class 0
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(3))
+    own = condition_labels(3, None, _cameras(), 4, CPU, num_classes=3, z=z)
+    assert torch.equal(own, torch.nn.functional.one_hot(latent_classes(z, 3), 3).float())
+    pinned = condition_labels(3, None, _cameras(), 4, CPU, num_classes=3, class_index=2, z=z)
+    assert torch.equal(pinned, torch.tensor([[0.0, 0.0, 1.0]] * 4))  # an asked-for class wins over the latents'
+
+
+def test_latent_classes_are_fixed_per_latent_and_uniform_over_many():
+    z = torch.randn(4000, 16, generator=torch.Generator().manual_seed(4))
+    classes = latent_classes(z, 4)
+    counts = torch.bincount(classes, minlength=4)
+    assert counts.min() > 900 and counts.max() < 1100, counts  # 1000 each, binomial sd ~27
+    # A latent's class does not depend on the batch it comes in, nor on its device or dtype round trip.
+    assert torch.equal(latent_classes(z[7:9], 4), classes[7:9])
+    assert torch.equal(latent_classes(z.flip(0), 4), classes.flip(0))
+    assert torch.equal(latent_classes(z.double(), 4), classes)
+    # Independent of the latent's values: the mean first coordinate is about 0 in every class.
+    for k in range(4):
+        assert abs(float(z[classes == k, 0].mean())) < 0.15
 
 
 def _cameras():
@@ -127,6 +147,34 @@ def test_render_command_rejects_an_out_of_range_class_index(tmp_path):
     code = main([str(tmp_path / "bundle"), "--out", str(tmp_path / "out"), "--class-index", "2", "--seeds", "0",
                   "--outputs", "grid", "--resolution", "16", "--no-maps", "--no-progress"])
     assert code == 0 and (tmp_path / "out" / "grid.png").is_file()
+
+
+def test_export_takes_a_class_and_both_commands_refuse_one_for_an_unconditional_generator(tmp_path):
+    from safetensors.torch import load_file
+
+    from pipelines.cli.export import main as export
+    from pipelines.cli.render import main as render_command
+
+    pipeline, _ = _pipeline()
+    model = pipeline.model()
+    model.save(tmp_path / "bundle")
+    planes = []
+    for k in range(NUM_CLASSES):
+        out = tmp_path / f"class{k}"
+        assert export([str(tmp_path / "bundle"), "--out", str(out), "--planes", "--class-index", str(k),
+                       "--no-progress"]) == 0
+        planes.append(load_file(str(out / "seed0000_planes.safetensors"))["planes"])
+    assert not torch.allclose(planes[0], planes[1]) and not torch.allclose(planes[1], planes[2])
+    assert export([str(tmp_path / "bundle"), "--out", str(tmp_path / "own"), "--planes", "--no-progress"]) == 0
+    own = int(latent_classes(latents_from_seeds([0], model.z_dim), NUM_CLASSES)[0])
+    assert torch.allclose(load_file(str(tmp_path / "own" / "seed0000_planes.safetensors"))["planes"], planes[own])
+    with pytest.raises(SystemExit, match="error: .*class index 5 is out of range"):
+        export([str(tmp_path / "bundle"), "--out", str(tmp_path / "x"), "--planes", "--class-index", "5"])
+    plain, _ = _pipeline(TinyDataset())
+    plain.model().save(tmp_path / "plain")
+    for command, extra in ((export, ["--planes"]), (render_command, [])):
+        with pytest.raises(SystemExit, match="error: --class-index 1 given, .* not class-conditional"):
+            command([str(tmp_path / "plain"), "--out", str(tmp_path / "y"), "--class-index", "1", *extra])
 
 
 def test_eg3d_trains_and_saves_class_conditionally(tmp_path):

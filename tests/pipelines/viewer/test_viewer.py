@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +13,18 @@ import pytest
 import torch
 
 from pipelines.camera_distributions import CameraDistribution, CameraDistributionConfig
-from pipelines.model import open_model
+from epigraf_field.generator import TriPlaneGenerator
+from pipelines.model import latent_classes, open_model
 from pipelines.viewer import GeneratorViewer, LiveViewer, LiveViewerConfig, ViewerConfig, ViewSettings
 from pipelines.viewer.camera_conversion import cameras_from_view
-from pipelines.viewer.generator_copy import GeneratorCopy
+from pipelines.viewer.generator_copy import GeneratorCopy, seed_latent
 from pipelines.viewer.server import find_free_port, reset_view
+from pipelines.viewer.settings import SEED_CLASS
 from renderers.volume_renderer import VolumeRendererConfig
 
-from .conftest import tiny_model
+from .conftest import tiny_generator_config, tiny_model
+
+CPU = torch.device("cpu")
 
 
 def wait_for(condition, timeout: float = 20.0) -> None:
@@ -54,6 +59,39 @@ def test_gui_controls_write_the_settings(viewer: GeneratorViewer):
     gui.frustums.value = True
     wait_for(lambda: all(f.visible for f in viewer.frustums))
     assert len(viewer.frustums) == 4
+
+
+def test_class_control_of_a_class_conditional_generator(tmp_path: Path):
+    num_classes = 3
+    generator = TriPlaneGenerator(replace(tiny_generator_config(), c_dim=num_classes), seed=0).eval()
+    model = replace(tiny_model(generator.requires_grad_(False)), num_classes=num_classes)
+    config = ViewerConfig(port=find_free_port("127.0.0.1", 18400), resolution=16, samples_per_ray=8,
+                          settle_seconds=0.0, num_frustums=0, output_dir=tmp_path, verbose=False)
+    viewer = GeneratorViewer(model, config)
+    viewer.start()
+    try:
+        gui = viewer.gui
+        assert list(gui.class_index.options) == [SEED_CLASS, "0", "1", "2"] and not gui.class_index.disabled
+        gui.class_index.value = "2"
+        wait_for(lambda: viewer.settings.class_index == 2)
+        frames = []
+        for k in range(num_classes):
+            viewer.set_settings(class_index=k)
+            frames.append(viewer.render_still(viewer.home))
+        assert not np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[1], frames[2])
+        gui.class_index.value = SEED_CLASS
+        wait_for(lambda: viewer.settings.class_index == -1)
+        own = int(latent_classes(seed_latent(viewer.settings.seed, model.z_dim, CPU), num_classes)[0])
+        assert np.array_equal(viewer.render_still(viewer.home), frames[own]), "the seed is shown in its own class"
+    finally:
+        viewer.stop()
+
+
+def test_class_control_is_disabled_for_an_unconditional_generator(viewer: GeneratorViewer):
+    assert viewer.gui.class_index.disabled and list(viewer.gui.class_index.options) == [SEED_CLASS]
+    first = viewer.render_still(viewer.home)
+    viewer.set_settings(class_index=1)  # a class means nothing to it: the same frame
+    assert np.array_equal(viewer.render_still(viewer.home), first)
 
 
 def test_frames_follow_camera_and_settings(viewer: GeneratorViewer):
@@ -190,5 +228,9 @@ def test_settings_are_validated():
         ViewSettings().updated(sampler="magic")
     with pytest.raises(ValueError, match="mix"):
         ViewSettings().updated(mix=2.0)
+    with pytest.raises(ValueError, match="class"):
+        ViewSettings().updated(class_index=-2)
+    assert ViewSettings(class_index=2).updated(class_index=SEED_CLASS).class_index == -1
+    assert ViewSettings().updated(class_index="1").class_index == 1
     config = ViewSettings(sampler="importance", samples_per_ray=10).renderer_config(VolumeRendererConfig())
     assert (config.num_coarse, config.num_fine, config.background) == (5, 5, "color")
