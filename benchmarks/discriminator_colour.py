@@ -15,7 +15,8 @@ gives the hue sweep about the real logits.
 
 On a synthetic dataset (``metadata.json`` beside it) a second table gives D's mean logit on one view
 of every object of each family, and on as many of the run's EMA samples: a family the generator has
-dropped shows up as real images D scores well above the others.
+dropped shows up as real images D scores well above the others. A class-conditional discriminator is
+told each real image's class and each sample's own class.
 
     python benchmarks/discriminator_colour.py runs/patch-gan-... --images 64
 """
@@ -36,7 +37,7 @@ from pipelines.engine.launch import read_config
 from pipelines.evaluation.colour import real_object_mask, rotate_hue
 from pipelines.evaluation.families import reference_families
 from pipelines.evaluation.shape_metrics import find_synthetic_metadata
-from pipelines.model import render
+from pipelines.model import latent_classes, render
 from pipelines.patch_gan.pipeline import PatchGanPipeline
 from renderers.patches import Patch, crop_patches
 
@@ -75,19 +76,20 @@ def main() -> None:
         data = ensure_builtin_dataset(progress=False)
     dataset = ImageDataset(DatasetConfig(path=data, resolution=config.resolution))
     pipeline = PatchGanPipeline(config, torch.device("cpu"), dataset)
-    if pipeline.config.discriminator.c_dim:
-        raise SystemExit(f"error: {args.run}: its discriminator is conditioned (camera or class labels); this probe "
-                         "scores images without labels")
+    if pipeline.config.discriminator.c_dim != pipeline.num_classes:
+        raise SystemExit(f"error: {args.run}: its discriminator is conditioned on the camera; this probe scores whole "
+                         "images without camera labels")
     checkpoint = args.checkpoint or find_latest_checkpoint(args.run)
     pipeline.load_state_dict(load_training_state(checkpoint)["pipeline"])
 
     rng = torch.Generator().manual_seed(args.seed)
     pick = torch.randperm(len(dataset), generator=rng)[: args.images]
     reals = (torch.stack([dataset[int(i)][0] for i in pick]) + 1) / 2
+    classes = dataset_classes(pipeline, dataset, pick)
     logits = {}
     for name, images in edited_images(reals, rng).items():
         with torch.no_grad():  # as D sees images once the input blur has faded, without augmentation
-            logits[name] = whole_image_logits(pipeline, images * 2 - 1, config.patch_resolution)
+            logits[name] = whole_image_logits(pipeline, images * 2 - 1, config.patch_resolution, classes)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{checkpoint}, {len(pick)} real images of {data}, load average {load:.1f}")
@@ -106,14 +108,27 @@ def main() -> None:
             print(f"| {name:<10} | {mean:+10.2f} | {count:6d} |")
 
 
-def whole_image_logits(pipeline: PatchGanPipeline, images: torch.Tensor, patch_resolution: int) -> torch.Tensor:
-    """D's logits [n] of images [n, 3, R, R] in [-1, 1], each as one scale-1 patch. The batch is padded with its
-    own images, in turn, to a multiple of D's minibatch-std group (whose statistics need whole groups)."""
+def dataset_classes(pipeline: PatchGanPipeline, dataset: ImageDataset, indices) -> torch.Tensor | None:
+    """The classes [n] of dataset items ``indices`` for a class-conditional run (None for an unconditional one)."""
+    if not pipeline.num_classes:
+        return None
+    return dataset.class_labels[torch.as_tensor(indices, dtype=torch.long)].long()
+
+
+def whole_image_logits(pipeline: PatchGanPipeline, images: torch.Tensor, patch_resolution: int,
+                       classes: torch.Tensor | None = None) -> torch.Tensor:
+    """D's logits [n] of images [n, 3, R, R] in [-1, 1], each as one scale-1 patch; a class-conditional D is told
+    ``classes`` [n]. The batch is padded with its own images, in turn, to a multiple of D's minibatch-std group
+    (whose statistics need whole groups)."""
     count = len(images)
     group = pipeline.config.discriminator.mbstd_group_size
-    padded = images[torch.arange(-(-count // group) * group) % count]
+    order = torch.arange(-(-count // group) * group) % count
+    padded = images[order]
+    c = None
+    if pipeline.num_classes:
+        c = torch.nn.functional.one_hot(classes[order], pipeline.num_classes).float()
     whole = Patch(scales=torch.ones(len(padded)), offsets=torch.zeros(len(padded), 2))
-    return pipeline.D(crop_patches(padded, whole, patch_resolution), whole, None).float().flatten()[:count]
+    return pipeline.D(crop_patches(padded, whole, patch_resolution), whole, c).float().flatten()[:count]
 
 
 def family_logits(pipeline: PatchGanPipeline, dataset: ImageDataset, data: Path, patch_resolution: int,
@@ -133,10 +148,13 @@ def family_logits(pipeline: PatchGanPipeline, dataset: ImageDataset, data: Path,
     rng = torch.Generator().manual_seed(seed)
     z = torch.randn(len(picks), pipeline.z_dim, generator=rng)
     cameras = pipeline.camera_distribution.sample(len(picks), rng)
+    model = pipeline.model()
+    fake_classes = latent_classes(z, pipeline.num_classes) if pipeline.num_classes else None  # as render draws them
     with torch.no_grad():
-        fakes = render(pipeline.model(), z, cameras, resolution).rgb * 2 - 1
-        real_logits = whole_image_logits(pipeline, reals, patch_resolution)
-        fake_logits = whole_image_logits(pipeline, fakes, patch_resolution)
+        fakes = render(model, z, cameras, resolution).rgb * 2 - 1
+        real_logits = whole_image_logits(pipeline, reals, patch_resolution,
+                                         dataset_classes(pipeline, dataset, [i for i, _ in picks]))
+        fake_logits = whole_image_logits(pipeline, fakes, patch_resolution, fake_classes)
     out = {}
     for family in dict.fromkeys(f for _, f in picks):
         mask = torch.tensor([f == family for _, f in picks])

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -106,16 +108,20 @@ def test_quality_benchmark_scores_a_tiny_generator_the_same_way_twice(tmp_path):
     assert Image.open(tmp_path / "grid.png").width > 2 * 2 * 16
 
 
-def test_discriminator_colour_probe_scores_reals_and_their_edits(tmp_path):
+@pytest.mark.parametrize("family_classes", [False, True], ids=["unconditional", "class-conditional"])
+def test_discriminator_colour_probe_scores_reals_and_their_edits(tmp_path, family_classes):
     from pipelines.data.synthetic import SynthConfig, build_synthetic_dataset
     from pipelines.engine.launch import run_training
     from tests.pipelines.data.data_test_utils import TINY
     from tests.pipelines.tiny import tiny_train_config
 
-    build_synthetic_dataset(SynthConfig(out=tmp_path / "synth", seed=3, **TINY))
+    build_synthetic_dataset(SynthConfig(out=tmp_path / "synth", seed=3, family_classes=family_classes, **TINY))
     config = tiny_train_config(out=tmp_path / "run", kimg=0.004)
     config.data = tmp_path / "synth" / "dataset.zip"
     run_training(config)
+    from pipelines.model import open_model
+
+    assert open_model(tmp_path / "run").num_classes == (3 if family_classes else 0)  # then D is told the classes
     out = _run("benchmarks/discriminator_colour.py", str(tmp_path / "run"), "--images", "4")
     colour_table, family_table = out.split("\n\n")[-2:]
     rows = {cells[0]: cells[1:] for cells in (
