@@ -54,9 +54,9 @@ def ensure_builtin_dataset(
     what the trainer uses when no ``--data`` is given. Its four families (mushroom, vase, chair,
     table) are recorded as classes (``family_classes``), as a multi-category collection is trained
     class-conditionally (EpiGRAF's Megascans Plants): unconditionally, a short run drops chairs and
-    tables. The build writes into a temporary folder
-    next to the final one and renames it when complete, so a killed build never leaves a folder
-    that looks finished; two processes building at once both end with the same complete folder.
+    tables. The build writes into a temporary folder next to the final one and renames it when
+    complete, so a killed build never leaves a folder that looks finished; two processes building at
+    once both end with the same complete folder.
     """
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     final = root / builtin_dataset_name(resolution, num_objects, views_per_object, cameras, seed, family_classes)

@@ -136,9 +136,9 @@ def cpu_preset() -> PatchGanTrainConfig:
     at 10-12 kimg), while with the family as its class it draws table tops on legs and chairs with
     backs by 10 kimg.
 
-    The final turntable shows 8 of the snapshot latents, 4 per row, each at 128^2: twice the
-    training resolution, which a pure 3D generator renders without retraining. Its 36 frames hold
-    about 36 snapshot grids' worth of pixels, rendered once at the end of the run.
+    The final turntable shows 8 of the snapshot latents, 4 per row (one class per column), each at
+    128^2: twice the training resolution, which a pure 3D generator renders without retraining. Its
+    36 frames hold about 36 snapshot grids' worth of pixels, rendered once at the end of the run.
     """
     generator = TriPlaneGeneratorConfig(
         z_dim=64, w_dim=64, mapping_layers=2, plane_resolution=32, plane_channels=16,
