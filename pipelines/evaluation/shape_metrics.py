@@ -82,9 +82,15 @@ def chamfer_distance_matrix(a: Tensor, b: Tensor, chunk: int = 8) -> Tensor:
 
     a_np, b_np = a.detach().double().numpy(), b.detach().double().numpy()
     m, k = a_np.shape[0], b_np.shape[0]
+
+    def tree(cloud: np.ndarray) -> cKDTree:
+        # Repeated points do not change a nearest distance, but a tree over thousands of copies of one
+        # point (an empty mesh's cloud) cannot split them and answers each query by a linear scan.
+        return cKDTree(np.unique(cloud, axis=0))
+
     # One query per tree with every point of the other set: term [i, j] = mean over b_j of d(., a_i)^2.
-    b_to_a = np.stack([cKDTree(cloud).query(b_np.reshape(-1, 3), k=1, workers=-1)[0].reshape(k, -1) for cloud in a_np])
-    a_to_b = np.stack([cKDTree(cloud).query(a_np.reshape(-1, 3), k=1, workers=-1)[0].reshape(m, -1) for cloud in b_np])
+    b_to_a = np.stack([tree(cloud).query(b_np.reshape(-1, 3), k=1, workers=-1)[0].reshape(k, -1) for cloud in a_np])
+    a_to_b = np.stack([tree(cloud).query(a_np.reshape(-1, 3), k=1, workers=-1)[0].reshape(m, -1) for cloud in b_np])
     result = (b_to_a**2).mean(axis=2) + (a_to_b**2).mean(axis=2).T
     return torch.from_numpy(result).float()
 

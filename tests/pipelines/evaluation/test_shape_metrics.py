@@ -94,3 +94,15 @@ def test_kd_tree_chamfer_equals_the_dense_one(rng):
     a = torch.rand(3, 200, 3, generator=rng)
     b = torch.rand(4, 150, 3, generator=rng)
     torch.testing.assert_close(chamfer_distance_matrix(a, b), _chamfer_dense(a, b, chunk=3), atol=1e-6, rtol=1e-5)
+
+
+def test_kd_tree_chamfer_with_repeated_points_equals_the_dense_one(rng):
+    """Clouds of an empty mesh (every point at the origin) and clouds with repeated points give the dense answer."""
+    from pipelines.evaluation.shape_metrics import _chamfer_dense
+
+    empty = torch.zeros(2, 300, 3)
+    repeated = torch.rand(2, 50, 3, generator=rng).repeat(1, 6, 1)
+    a = torch.cat([empty, repeated, torch.rand(1, 300, 3, generator=rng)])
+    b = torch.cat([torch.rand(3, 200, 3, generator=rng), torch.zeros(1, 200, 3)])
+    torch.testing.assert_close(chamfer_distance_matrix(a, b), _chamfer_dense(a, b, chunk=3), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(chamfer_distance_matrix(a, a), _chamfer_dense(a, a, chunk=2), atol=1e-6, rtol=1e-5)
