@@ -27,7 +27,8 @@ import torch
 from pipelines.data.image_dataset import DatasetConfig, ImageDataset
 from pipelines.evaluation.colour import median_hue_spread, real_object_mask
 from pipelines.evaluation.families import RECOGNITION_QUANTILE, family_histogram, reference_families
-from pipelines.evaluation.meshes import MeshExtractionConfig, extract_meshes
+from pipelines.evaluation.floaters import detached_density, detached_pixel_shares
+from pipelines.evaluation.meshes import MeshExtractionConfig, density_grid, meshes_from_grids
 from pipelines.evaluation.metrics import MetricsConfig, compute_metrics
 from pipelines.evaluation.shape_metrics import compare_shapes, find_reference_meshes, load_meshes
 from pipelines.model import GeneratorModel, fields, open_model, render
@@ -36,17 +37,20 @@ COLUMNS = ("swd", "mv_psnr", "cov", "mmd", "1nna", "empty")
 
 
 def generated_meshes(model: GeneratorModel, count: int, config: MeshExtractionConfig, rng: torch.Generator,
-                     batch: int = 4) -> list:
-    """``count`` marching-cubes meshes of latents drawn from ``rng`` (pose-conditioned on sampled cameras)."""
+                     batch: int = 4) -> tuple[list, list]:
+    """``count`` marching-cubes meshes of latents drawn from ``rng`` (pose-conditioned on sampled cameras), and
+    where each one's density lies apart from its largest body (:func:`detached_density`)."""
     z = torch.randn(count, model.z_dim, generator=rng)
     condition = model.cameras.sample(count, rng)
-    meshes = []
+    meshes, detached = [], []
     for start in range(0, count, batch):
         sl = slice(start, start + batch)
         with torch.no_grad():
-            meshes += extract_meshes(fields(model, z[sl].to(model.device), condition[sl]), len(z[sl]), config,
-                                     model.device)
-    return meshes
+            grids = density_grid(fields(model, z[sl].to(model.device), condition[sl]), len(z[sl]), config,
+                                 model.device)
+        meshes += meshes_from_grids(grids, config)
+        detached += [detached_density(grid, config.level) for grid in grids]
+    return meshes, detached
 
 
 def score_run(path: Path, data: Path, references: list, families: list[str], args: argparse.Namespace) -> dict:
@@ -66,7 +70,11 @@ def score_run(path: Path, data: Path, references: list, families: list[str], arg
     lap("swd_mv_psnr")
     mesh_config = MeshExtractionConfig(resolution=args.mesh_resolution, level=args.level, colors=False,
                                        box_half_size=model.box_half_size)
-    meshes = generated_meshes(model, args.shapes, mesh_config, torch.Generator().manual_seed(args.seed + 1))
+    meshes, detached = generated_meshes(model, args.shapes, mesh_config, torch.Generator().manual_seed(args.seed + 1))
+    scores["floaters_3d"] = sum(d.share for d in detached) / len(detached)
+    scores["floaters_3d_at_faces"] = sum(d.at_faces for d in detached if d.share > 0) / max(
+        1, sum(d.share > 0 for d in detached))
+    scores["floater_faces"] = [sum(d.faces[k] for d in detached) for k in range(6)]
     lap("meshes")
     rng = torch.Generator().manual_seed(args.seed + 2)
     pick = torch.randperm(len(references), generator=rng)[: args.shapes]
@@ -77,16 +85,18 @@ def score_run(path: Path, data: Path, references: list, families: list[str], arg
                                  torch.Generator().manual_seed(args.seed + 3), threshold_sample=args.shapes)
     scores.update(histogram.as_dict())
     lap("families")
-    scores["hue_spread"] = generated_hue_spread(model, resolution, args)
-    lap("hue_spread")
+    scores["hue_spread"], scores["floaters_2d"] = generated_colour_and_floaters(model, resolution, args)
+    lap("hue_spread_floaters")
     return {"run": str(path), "pipeline": model.pipeline, "resolution": resolution, "scores": scores,
             "family_counts": histogram.counts, "reference_shares": histogram.reference_shares,
             "recognition_threshold": histogram.threshold,
             "seconds": round(time.perf_counter() - start, 1), "stage_seconds": stages}
 
 
-def generated_hue_spread(model: GeneratorModel, resolution: int, args: argparse.Namespace) -> float:
-    """Median hue spread inside ``args.colour_images`` generated objects (pixels at opacity above 0.5)."""
+def generated_colour_and_floaters(model: GeneratorModel, resolution: int, args: argparse.Namespace
+                                  ) -> tuple[float, float]:
+    """Median hue spread inside ``args.colour_images`` generated objects (pixels at opacity above 0.5), and the
+    mean share of those pixels apart from each image's largest blob."""
     rng = torch.Generator().manual_seed(args.seed + 4)
     z = torch.randn(args.colour_images, model.z_dim, generator=rng)
     cameras = model.cameras.sample(args.colour_images, rng)
@@ -97,15 +107,18 @@ def generated_hue_spread(model: GeneratorModel, resolution: int, args: argparse.
             out = render(model, z[sl].to(model.device), cameras[sl], resolution)
         rgb.append(out.rgb.cpu())
         masks.append(out.opacity[:, 0].cpu() > 0.5)
-    return median_hue_spread(torch.cat(rgb), torch.cat(masks))
+    masks = torch.cat(masks)
+    return median_hue_spread(torch.cat(rgb), masks), float(detached_pixel_shares(masks).mean())
 
 
-def real_hue_spread(data: Path, count: int, seed: int) -> float:
-    """Median hue spread inside ``count`` real objects of the dataset (pixels away from the white background)."""
+def real_colour_and_floaters(data: Path, count: int, seed: int) -> tuple[float, float]:
+    """Median hue spread inside ``count`` real objects of the dataset (pixels away from the white background), and
+    the mean share of those pixels apart from each image's largest blob."""
     dataset = ImageDataset(DatasetConfig(path=data, resolution=64))
     pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed + 4))[:count]
     images = (torch.stack([dataset[int(i)][0] for i in pick]) + 1) / 2
-    return median_hue_spread(images, real_object_mask(images))
+    masks = real_object_mask(images)
+    return median_hue_spread(images, masks), float(detached_pixel_shares(masks).mean())
 
 
 def side_by_side(paths: list[Path], labels: list[str], out: Path, count: int, columns: int, seed: int,
@@ -137,9 +150,9 @@ def side_by_side(paths: list[Path], labels: list[str], out: Path, count: int, co
 
 
 def print_table(rows: list[dict], families: list[str], reference_shares: dict[str, float],
-                real_hue: float) -> None:
+                real_hue: float, real_floaters: float) -> None:
     names = list(dict.fromkeys(families))
-    head = ["run", *COLUMNS, *names, "present", "tv", "recog", "hue"]
+    head = ["run", *COLUMNS, *names, "present", "tv", "recog", "hue", "float2d", "float3d"]
     widths = [max(12, *(len(r["label"]) for r in rows)), *[8] * (len(head) - 1)]
     line = lambda cells: "| " + " | ".join(f"{c:>{w}}" for c, w in zip(cells, widths)) + " |"  # noqa: E731
     print(line(head))
@@ -149,14 +162,17 @@ def print_table(rows: list[dict], families: list[str], reference_shares: dict[st
         cells = [row["label"], f"{s['swd']:.1f}", f"{s['mv_psnr']:.2f}", f"{s['cov']:.3f}", f"{s['mmd']:.4f}",
                  f"{s['1nna']:.3f}", f"{s['empty']:.2f}", *[f"{s[f'family_{n}']:.2f}" for n in names],
                  f"{s['family_present']:.0f}/{len(names)}", f"{s['family_tv']:.2f}", f"{s['family_recognised']:.2f}",
-                 f"{s['hue_spread']:.2f}"]
+                 f"{s['hue_spread']:.2f}", f"{s['floaters_2d']:.3f}", f"{s['floaters_3d']:.3f}"]
         print(line(cells))
     print(line(["dataset", *[""] * len(COLUMNS), *[f"{reference_shares[n]:.2f}" for n in names],
-                f"{len(names)}/{len(names)}", "0.00", f"{RECOGNITION_QUANTILE:.2f}", f"{real_hue:.2f}"]))
+                f"{len(names)}/{len(names)}", "0.00", f"{RECOGNITION_QUANTILE:.2f}", f"{real_hue:.2f}",
+                f"{real_floaters:.3f}", ""]))
     print("family columns: share of generated shapes whose nearest ground-truth mesh is of that family; present: "
           "families that occur; tv: total variation to the dataset's shares; recog: share of shapes no farther from "
           "their nearest mesh than the dataset's meshes are from theirs (95th percentile); hue: median circular spread "
-          "of hue (radians) inside an object, 0 for one flat colour")
+          "of hue (radians) inside an object, 0 for one flat colour; float2d: mean share of an image's object pixels "
+          "apart from its largest blob; float3d: mean share of a shape's voxels above the level apart from its "
+          "largest body")
 
 
 def main() -> None:
@@ -202,8 +218,8 @@ def main() -> None:
     print(f"data {args.data}, seed {args.seed}, {args.images} images for SWD, {args.shapes} shapes at "
           f"{args.mesh_resolution}^3 (level {args.level:g}), torch threads {torch.get_num_threads()}, "
           f"load average {load:.1f}")
-    real_hue = real_hue_spread(args.data, args.colour_images, args.seed)
-    print_table(rows, families, rows[0]["reference_shares"], real_hue)
+    real_hue, real_floaters = real_colour_and_floaters(args.data, args.colour_images, args.seed)
+    print_table(rows, families, rows[0]["reference_shares"], real_hue, real_floaters)
     for r in rows:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in r["stage_seconds"].items())
         print(f"{r['label']}: {r['seconds']:.0f} s ({stages})")
@@ -211,7 +227,8 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                     if k not in ("runs", "labels", "json", "grid")}
-        args.json.write_text(json.dumps({"settings": settings, "rows": rows, "dataset_hue_spread": real_hue},
+        args.json.write_text(json.dumps({"settings": settings, "rows": rows, "dataset_hue_spread": real_hue,
+                                                    "dataset_floaters_2d": real_floaters},
                                         indent=2) + "\n")
     if args.grid is not None:
         side_by_side(args.runs, labels, args.grid, args.grid_samples, args.grid_columns, args.seed, args.device)

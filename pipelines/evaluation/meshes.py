@@ -120,16 +120,24 @@ def extract_meshes(field: object, num_scenes: int, config: MeshExtractionConfig 
     if require_surface:
         for grid in grids:
             check_level_in_range(grid, config.level)
+    return meshes_from_grids(grids, config, field, device)
+
+
+def meshes_from_grids(grids: Tensor, config: MeshExtractionConfig, field: object | None = None,
+                      device: torch.device | str = "cpu") -> list:
+    """One trimesh per [N, N, N] grid of :func:`density_grid` (``field`` gives the vertex colours when
+    ``config.colors``); an empty mesh, with a warning naming the densest value, where the level is never reached."""
     meshes = []
-    for scene in range(num_scenes):
+    for scene in range(len(grids)):
         mesh = marching_cubes(grids[scene], config.level, config.box_half_size)
         if len(mesh.faces) == 0:
             warnings.warn(
                 f"scene {scene}: density never reaches level {config.level} (max {float(grids[scene].max()):.3g}); "
                 "the mesh is empty, lower --level", stacklevel=2,
             )
-        elif config.colors:
-            mesh.visual.vertex_colors = vertex_colors(field, scene, num_scenes, mesh.vertices, config.chunk_size, device)
+        elif config.colors and field is not None:
+            mesh.visual.vertex_colors = vertex_colors(field, scene, len(grids), mesh.vertices, config.chunk_size,
+                                                      device)
         meshes.append(mesh)
     return meshes
 
