@@ -14,6 +14,9 @@ Axis convention and box (world space: right-handed, +y up, box centred at the or
   activation); renderers rely on this. Its rgb/features are whatever the padded sample decodes to.
   Inside the box, sampling uses ``padding_mode`` ('zeros' as EG3D, or 'border') for the half texel
   next to the faces.
+* ``plane_margin > 0`` makes the planes span a box ``1 + plane_margin`` times the scene box's side
+  (``q = p / (box_half_size (1 + plane_margin))``) while density stays 0 outside the scene box, so the
+  planes' border texels, which fade under the synthesis network's zero padding, never decode density.
 * Options that reproduce the released EG3D and EpiGRAF weights exactly (all off by default, recorded
   in the generator config): ``plane_axes="xy_xz_zx"`` (EG3D's third plane is sampled at ``(q_z, q_x)``),
   ``plane_axes="xy_yz_zx"`` (Mimic3D's planes: ``(q_x, q_y)``, ``(q_y, q_z)``, ``(q_z, q_x)``),
@@ -81,6 +84,11 @@ class TriPlaneFieldConfig:
     """grid_sample's align_corners: False (texel centres, EG3D and ours) or True (EpiGRAF: corner texels on the faces)."""
     mask_outside_box: bool = True
     """Density exactly 0 outside the box (ours). EG3D decodes the zero-padded features there as anywhere else."""
+    plane_margin: float = 0.0
+    """The planes span a box (1 + plane_margin) times the scene box's side; density is still 0 outside the scene
+    box. A feature of one plane extends along that plane's normal and the other two planes cancel it; near their
+    borders, whose texels fade, they fail to, and it is left as a sheet of density on the box faces. A margin
+    keeps those texels outside the scene."""
     color_activation: ColorActivation = "widened_sigmoid"
     """Colour from the decoder: widened_sigmoid (EG3D, ours) or linear (EpiGRAF: rgb = (raw + 1) / 2, its [-1, 1]
     colours mapped to [0, 1] with no clamp)."""
@@ -92,6 +100,18 @@ class TriPlaneFieldConfig:
             raise ValueError(
                 f"TriPlaneFieldConfig.color_activation must be one of {COLOR_ACTIVATIONS}, got {self.color_activation!r}"
             )
+        check_plane_margin(self.plane_margin, "TriPlaneFieldConfig")
+
+    @property
+    def plane_half_size(self) -> float:
+        """Half side of the box the planes span: the scene box widened by ``plane_margin``."""
+        return self.box_half_size * (1.0 + self.plane_margin)
+
+
+def check_plane_margin(plane_margin: float, owner: str) -> None:
+    """ValueError naming ``owner``'s field unless the plane margin is a finite number >= 0."""
+    if not 0.0 <= plane_margin < float("inf"):
+        raise ValueError(f"{owner}.plane_margin must be >= 0 (0: the planes span the scene box), got {plane_margin}")
 
 
 def widened_sigmoid(x: Tensor) -> Tensor:
@@ -198,7 +218,7 @@ class TriPlaneField:
                 f"points must have shape [{self.planes.shape[0]}, n, 3] (one row per scene), got {list(points.shape)}"
             )
         cfg = self.config
-        coords = project_onto_planes(points, cfg.box_half_size, cfg.plane_axes)
+        coords = project_onto_planes(points, cfg.plane_half_size, cfg.plane_axes)
         samples = sample_planes(self.planes, coords, cfg.padding_mode, cfg.align_corners)
         raw = self.decoder(aggregate_plane_features(samples, cfg.aggregation))
         if not cfg.mask_outside_box:

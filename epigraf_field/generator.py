@@ -22,6 +22,7 @@ from epigraf_field.field import (
     PlaneAxes,
     TriPlaneField,
     TriPlaneFieldConfig,
+    check_plane_margin,
     decoder_input_features,
 )
 from epigraf_field.mapping import MappingNetwork
@@ -79,7 +80,10 @@ class TriPlaneGeneratorConfig:
     num_feature_channels: int = 0
     """Extra feature channels of the field (EG3D: 32, the first 3 are rgb); 0 for rgb only."""
     box_half_size: float = 0.5
-    """Half side of the box the tri-plane spans, in world units."""
+    """Half side of the scene box, in world units: density is 0 outside it (with ``mask_outside_box``)."""
+    plane_margin: float = 0.0
+    """The tri-plane spans a box (1 + plane_margin) times the scene box's side, so its faded border texels lie
+    outside the scene (where they leave sheets of density on the box faces otherwise); 0: the scene box."""
     aggregation: Aggregation = "mean"
     """How the three plane samples are combined: mean, sum or concat."""
     padding_mode: PaddingMode = "zeros"
@@ -109,6 +113,7 @@ class TriPlaneGeneratorConfig:
             )
         if self.plane_resolution < 4 or not math.log2(self.plane_resolution).is_integer():
             raise ValueError(f"plane_resolution must be a power of two >= 4, got {self.plane_resolution}")
+        check_plane_margin(self.plane_margin, "generator")
 
     @property
     def field_config(self) -> TriPlaneFieldConfig:
@@ -121,6 +126,7 @@ class TriPlaneGeneratorConfig:
             plane_axes=self.plane_axes,
             align_corners=self.align_corners,
             mask_outside_box=self.mask_outside_box,
+            plane_margin=self.plane_margin,
             color_activation=self.color_activation,
         )
 

@@ -76,7 +76,7 @@ class DetailTriPlaneField(TriPlaneField):
                 f"points must have shape [{self.planes.shape[0]}, n, 3] (one row per scene), got {list(points.shape)}"
             )
         cfg = self.config
-        coords = project_onto_planes(points, cfg.box_half_size, cfg.plane_axes)
+        coords = project_onto_planes(points, cfg.plane_half_size, cfg.plane_axes)
         samples = (sample_planes(self.planes, coords, cfg.padding_mode, cfg.align_corners)
                    + sample_planes(self.detail, coords, cfg.padding_mode, cfg.align_corners))
         raw = self.decoder(aggregate_plane_features(samples, cfg.aggregation))

@@ -88,6 +88,30 @@ def test_softplus_density_with_shift_and_zero_outside_the_box():
     assert out.density.shape == (2, 2, 1) and out.rgb.shape == (2, 2, 3) and out.features is None
 
 
+def test_a_plane_margin_widens_the_planes_box_and_keeps_density_in_the_scene_box():
+    planes = torch.randn(2, 3, 4, R, R, generator=torch.Generator().manual_seed(0))
+    decoder = MLPDecoder(4, 4, hidden_features=8, num_layers=2, backend="torch")
+    with torch.no_grad():
+        decoder.layers[-1].bias[0] = 5.0  # density well above 0 wherever the planes are sampled
+    wide = TriPlaneField(planes, decoder, TriPlaneFieldConfig(box_half_size=0.5))
+    field = TriPlaneField(planes, decoder, TriPlaneFieldConfig(box_half_size=0.4, plane_margin=0.25))
+    assert field.config.plane_half_size == 0.5
+    inside = torch.tensor([[[0.0, 0.0, 0.0], [0.4, -0.4, 0.2]], [[-0.1, 0.3, 0.39], [0.2, 0.2, -0.399]]])
+    margin = torch.tensor([[[0.0, 0.0, 0.41], [0.5, 0.0, 0.0]], [[0.1, -0.48, 0.1], [0.45, 0.45, 0.45]]])
+    # The planes are sampled as a field spanning the wider box samples them; density stops at the scene box.
+    assert torch.equal(field(inside).density, wide(inside).density)
+    assert torch.equal(field(inside).rgb, wide(inside).rgb)
+    assert (wide.density(margin) > 0).all() and torch.all(field.density(margin) == 0.0)
+    assert torch.equal(field(margin).rgb, wide(margin).rgb)
+    assert not torch.allclose(field(margin).rgb[0, 0], field(margin).rgb[0, 1])  # rgb depends on the planes
+
+
+@pytest.mark.parametrize("margin", [-0.1, float("inf"), float("nan")])
+def test_a_negative_or_infinite_plane_margin_is_refused(margin):
+    with pytest.raises(ValueError, match="plane_margin must be >= 0"):
+        TriPlaneFieldConfig(plane_margin=margin)
+
+
 def test_rgb_is_widened_sigmoid_and_features_contain_rgb():
     field = constant_field(raw_density=0.0, num_features=5)
     out = field(torch.zeros(2, 3, 3))

@@ -50,7 +50,9 @@ def test_defaults_are_unchanged_and_options_round_trip_through_json():
         "xy_xz_yz", False, True, "widened_sigmoid")
     config = TriPlaneGeneratorConfig.small()
     config = TriPlaneGeneratorConfig(**{**config.__dict__, "plane_axes": "xy_xz_zx", "align_corners": True,
-                                        "mask_outside_box": False, "color_activation": "linear"})
+                                        "mask_outside_box": False, "color_activation": "linear",
+                                        "plane_margin": 0.1})
     assert config_from_json(TriPlaneGeneratorConfig, config_to_json(config)) == config
     field = TriPlaneGenerator(config, seed=0).field(torch.zeros(1, 3, 8, 32, 32))
     assert field.config.plane_axes == "xy_xz_zx" and not field.config.mask_outside_box
+    assert abs(field.config.plane_half_size - 0.55) < 1e-12
