@@ -4,7 +4,8 @@ For each run (a run folder, checkpoint or generator bundle): SWD of its images t
 multi-view warp PSNR, COV / MMD / 1-NNA of its marching-cubes meshes against the ground-truth meshes,
 and the family histogram (the family of each generated shape's nearest ground-truth mesh, beside the
 dataset's shares; see pipelines/evaluation/families.py), and the spread of hue inside its objects
-beside the real objects' (pipelines/evaluation/colour.py). Every random choice comes from --seed, so
+beside the real objects' (pipelines/evaluation/colour.py), and the floaters: the share of an object's
+opaque pixels and of its voxels apart from its largest connected body (pipelines/evaluation/floaters.py). Every random choice comes from --seed, so
 two invocations on the same run print the same row.
 
     python benchmarks/quality.py runs/patch-gan-A runs/patch-gan-B --labels old new \\
@@ -227,9 +228,9 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                     if k not in ("runs", "labels", "json", "grid")}
-        args.json.write_text(json.dumps({"settings": settings, "rows": rows, "dataset_hue_spread": real_hue,
-                                                    "dataset_floaters_2d": real_floaters},
-                                        indent=2) + "\n")
+        report = {"settings": settings, "rows": rows, "dataset_hue_spread": real_hue,
+                  "dataset_floaters_2d": real_floaters}
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.grid is not None:
         side_by_side(args.runs, labels, args.grid, args.grid_samples, args.grid_columns, args.seed, args.device)
         print(f"grids side by side: {args.grid}")
