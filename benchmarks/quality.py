@@ -5,8 +5,8 @@ multi-view warp PSNR, COV / MMD / 1-NNA of its marching-cubes meshes against the
 and the family histogram (the family of each generated shape's nearest ground-truth mesh, beside the
 dataset's shares; see pipelines/evaluation/families.py), and the spread of hue inside its objects
 beside the real objects' (pipelines/evaluation/colour.py), and the floaters: the share of an object's
-opaque pixels and of its voxels apart from its largest connected body (pipelines/evaluation/floaters.py). Every random choice comes from --seed, so
-two invocations on the same run print the same row.
+opaque pixels and of its voxels apart from its largest connected body (pipelines/evaluation/floaters.py).
+Every random choice comes from --seed, so two invocations on the same run print the same row.
 
     python benchmarks/quality.py runs/patch-gan-A runs/patch-gan-B --labels old new \\
         --json quality.json --grid side-by-side.png
