@@ -66,3 +66,8 @@ class Pipeline(ABC):
     def modules(self) -> list[torch.nn.Module]:
         """Modules whose parameters are synchronised across processes at start and resume."""
         return []
+
+    @property
+    def real_class_group(self) -> int:
+        """Runs of this many consecutive real images share a class on a class-conditional dataset (1: any mix)."""
+        return 1

@@ -31,9 +31,21 @@ class IndexSchedule:
     Example: with 10 items and a global batch of 5, steps 0 and 1 together cover every item once;
     with ``world_size=2`` and a global batch of 4, rank 0 takes the first 2 indices of each global
     batch and rank 1 the last 2.
+
+    With ``class_labels`` and ``class_group`` > 1, each run of ``class_group`` consecutive items is of
+    one class (see :func:`class_grouped_permutation`); the groups never straddle two processes.
     """
 
-    def __init__(self, dataset_size: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        dataset_size: int,
+        global_batch: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        class_labels: Tensor | None = None,
+        class_group: int = 1,
+    ) -> None:
         if dataset_size == 0:
             raise ValueError("the training dataset is empty: check --data (and the validation report)")
         if global_batch < 1:
@@ -42,6 +54,24 @@ class IndexSchedule:
             raise ValueError(f"--batch {global_batch} must be divisible by the number of processes ({world_size})")
         if not 0 <= rank < world_size:
             raise ValueError(f"process rank {rank} is outside 0..{world_size - 1}: check the torchrun environment")
+        if class_group < 1:
+            raise ValueError(f"class_group must be at least 1 item, got {class_group}")
+        grouped = class_group > 1 and class_labels is not None
+        if grouped and (global_batch // world_size) % class_group != 0:
+            raise ValueError(
+                f"--batch {global_batch} over {world_size} process(es) gives {global_batch // world_size} images each, "
+                f"not a multiple of the class group of {class_group} (the discriminator's mbstd_group_size): "
+                "pick a --batch that is, or leave out --model.losses.class-grouped-batches"
+            )
+        if grouped and len(class_labels) != dataset_size:
+            raise ValueError(f"class_labels has {len(class_labels)} entries for a dataset of {dataset_size} items")
+        self.class_members = class_members(class_labels) if grouped else None
+        """Dataset indices of each class, when consecutive groups of ``class_group`` items share a class."""
+        self.class_group = class_group if grouped else 1
+        self.epoch_size = dataset_size if self.class_members is None else sum(
+            -(-len(members) // class_group) * class_group for members in self.class_members
+        )
+        """Items per epoch: the dataset, each class padded up to whole groups when they share a class."""
         self.dataset_size = dataset_size
         self.global_batch = global_batch
         self.local_batch = global_batch // world_size
@@ -56,7 +86,10 @@ class IndexSchedule:
             self._permutations.move_to_end(epoch)
             return self._permutations[epoch]
         rng = torch.Generator().manual_seed(self.seed * PERMUTATION_SEED_STRIDE + epoch)
-        order = torch.randperm(self.dataset_size, generator=rng).tolist()
+        if self.class_members is None:
+            order = torch.randperm(self.dataset_size, generator=rng).tolist()
+        else:
+            order = class_grouped_permutation(self.class_members, self.class_group, rng)
         self._permutations[epoch] = order
         if len(self._permutations) > 4:
             self._permutations.popitem(last=False)
@@ -64,9 +97,36 @@ class IndexSchedule:
 
     def indices(self, step: int) -> list[int]:
         """Dataset indices of this process's share of minibatch ``step`` (``local_batch`` of them)."""
-        size = self.dataset_size
+        size = self.epoch_size
         first = step * self.global_batch + self.rank * self.local_batch
         return [self.permutation(i // size)[i % size] for i in range(first, first + self.local_batch)]
+
+
+def class_members(class_labels: Tensor) -> list[Tensor]:
+    """Dataset indices [n_k] of each class ``k`` that occurs (classes with no item are left out).
+
+    Example: class_labels ``[2, 0, 2]`` give ``[tensor([1]), tensor([0, 2])]``.
+    """
+    labels = torch.as_tensor(class_labels).long().cpu()
+    return [torch.nonzero(labels == k).flatten() for k in labels.unique().tolist()]
+
+
+def class_grouped_permutation(members: list[Tensor], group: int, rng: torch.Generator) -> list[int]:
+    """One epoch in which every run of ``group`` consecutive items is of one class, the groups in random order.
+
+    Each class is shuffled and padded up to whole groups with its own first items, so every item
+    occurs at least once and the epoch's length depends only on the class counts. A discriminator's
+    minibatch-std layer then compares images of one class, as it does the fakes of one drawn class.
+    Example: classes ``{0, 1, 2}`` and ``{3, 4}`` with ``group=2`` give 3 groups of two, such as ``[4, 3, 0, 2, 1, 0]``.
+    """
+    groups = []
+    for indices in members:
+        shuffled = indices[torch.randperm(len(indices), generator=rng)]
+        length = -(-len(shuffled) // group) * group
+        shuffled = shuffled.repeat(-(-length // len(shuffled)))[:length]  # a class smaller than a group repeats
+        groups.extend(shuffled.reshape(-1, group))
+    order = torch.randperm(len(groups), generator=rng)
+    return torch.stack([groups[i] for i in order.tolist()]).flatten().tolist()
 
 
 class StepBatchSampler(Sampler[list[int]]):
@@ -178,6 +238,7 @@ class TrainingBatches:
         start_step: int = 0,
         stop_step: int | None = None,
         prefetch_factor: int = 2,
+        class_group: int = 1,
     ) -> None:
         self.device = torch.device(device)
         self.workers = default_data_workers(self.device) if workers is None else workers
@@ -186,7 +247,8 @@ class TrainingBatches:
         if prefetch_factor < 1:
             raise ValueError(f"prefetch_factor must be at least 1 batch per worker, got {prefetch_factor}")
         self.dataset = dataset
-        self.schedule = IndexSchedule(len(dataset), global_batch, seed, rank, world_size)
+        self.schedule = IndexSchedule(len(dataset), global_batch, seed, rank, world_size,
+                                      getattr(dataset, "class_labels", None), class_group)
         self.prefetch_factor = prefetch_factor
         self.stop_step = stop_step
         self._next_step = start_step
@@ -268,9 +330,11 @@ class BatchStream:
     which returns the same batches with worker processes and prefetching.
     """
 
-    def __init__(self, dataset: Dataset, global_batch: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, dataset: Dataset, global_batch: int, seed: int, rank: int = 0, world_size: int = 1,
+                 class_group: int = 1) -> None:
         self.dataset = dataset
-        self.schedule = IndexSchedule(len(dataset), global_batch, seed, rank, world_size)
+        self.schedule = IndexSchedule(len(dataset), global_batch, seed, rank, world_size,
+                                      getattr(dataset, "class_labels", None), class_group)
 
     def indices(self, step: int) -> list[int]:
         return self.schedule.indices(step)

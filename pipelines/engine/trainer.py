@@ -95,7 +95,8 @@ class Trainer:
         self.context = context
         # Workers start on the first batch(): after resume() has set self.step.
         self.batches = TrainingBatches(dataset, config.batch, config.seed, context.rank, context.world_size,
-                                       workers=config.data_workers, device=device)
+                                       workers=config.data_workers, device=device,
+                                       class_group=pipeline.real_class_group)
         self.nimg = 0
         self.step = 0
         self.tick = 0

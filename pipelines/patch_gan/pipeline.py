@@ -62,6 +62,10 @@ class PatchGanLossConfig:
     """kimg over which the swap probability fades from 1.0 to pose_swap_probability (EG3D: 1,000; 0: no fade)."""
     camera_conditioned_discriminator: bool = False
     """Condition the discriminator on the 25-float camera label (EG3D)."""
+    class_grouped_batches: bool = False
+    """Class-conditional datasets: each minibatch-std group of the discriminator holds images of one class, the
+    real ones and the fakes alike, so its statistic measures the variety within a class. In mixed groups, a
+    generator that paints every object of a class in one colour looks as varied as the reals."""
 
 
 @dataclass
@@ -266,12 +270,22 @@ class PatchGanPipeline(Pipeline):
         """Training cameras: the generator's camera distribution (the dataset's poses, or an orbit)."""
         return self.camera_distribution.sample(batch_size, rng)
 
+    @property
+    def real_class_group(self) -> int:
+        """The minibatch-std group size with ``class_grouped_batches`` on a class-conditional dataset, else 1."""
+        if self.num_classes == 0 or not self.config.losses.class_grouped_batches:
+            return 1
+        return min(self.config.discriminator.mbstd_group_size, self.batch_size)
+
     def sample_classes(self, batch_size: int) -> Tensor | None:
-        """Fake classes [b] (int64) drawn from the real images' class frequencies (None: unconditional)."""
+        """Fake classes [b] (int64) drawn from the real images' class frequencies (None: unconditional), one per
+        run of :attr:`real_class_group` consecutive fakes."""
         if self.num_classes == 0:
             return None
-        classes = torch.multinomial(self.class_frequencies, batch_size, replacement=True, generator=self.camera_rng)
-        return classes.to(self.device)
+        group = self.real_class_group
+        draws = -(-batch_size // group)
+        classes = torch.multinomial(self.class_frequencies, draws, replacement=True, generator=self.camera_rng)
+        return classes.repeat_interleave(group)[:batch_size].to(self.device)
 
     def _class_condition(self, classes: Tensor | None, what: str) -> list[Tensor]:
         """The one-hot classes [b, num_classes] as the last part of a condition ([] when unconditional)."""

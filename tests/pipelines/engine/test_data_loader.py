@@ -233,3 +233,40 @@ def test_trainer_stops_its_workers_when_a_step_fails(tmp_path):
     with pytest.raises(RuntimeError, match="step failed"):
         trainer.run()
     assert workers and not any(p.is_alive() for p in workers)
+
+
+def test_class_grouped_schedule_keeps_each_group_in_one_class_and_covers_every_item():
+    class_labels = torch.tensor([0, 1, 1, 2, 0, 1, 2, 2, 0, 1, 1])  # 3, 5 and 3 items: 2, 3 and 2 groups of two
+    schedule = IndexSchedule(11, global_batch=4, seed=5, class_labels=class_labels, class_group=2)
+    assert schedule.epoch_size == 14
+    for epoch in range(3):
+        order = schedule.permutation(epoch)
+        assert len(order) == 14 and set(order) == set(range(11))
+        pairs = class_labels[torch.tensor(order)].reshape(-1, 2)
+        assert torch.equal(pairs[:, 0], pairs[:, 1])
+    assert schedule.permutation(0) != schedule.permutation(1)
+    again = IndexSchedule(11, global_batch=4, seed=5, class_labels=class_labels, class_group=2)
+    assert [again.indices(s) for s in range(9)] == [schedule.indices(s) for s in range(9)]  # resumable
+    # Steps run along the grouped epochs end to end: 7 steps of 4 are exactly two epochs.
+    assert sum((schedule.indices(s) for s in range(7)), []) == schedule.permutation(0) + schedule.permutation(1)
+    # Two processes each take whole groups.
+    rank1 = IndexSchedule(11, global_batch=4, seed=5, rank=1, world_size=2, class_labels=class_labels, class_group=2)
+    assert rank1.indices(0) == schedule.indices(0)[2:]
+    # Without classes, or with groups of one, the plain permutation.
+    assert IndexSchedule(11, 4, 5, class_group=2).permutation(0) == IndexSchedule(11, 4, 5).permutation(0)
+    assert IndexSchedule(11, 4, 5, class_labels=class_labels).permutation(0) == IndexSchedule(11, 4, 5).permutation(0)
+
+
+def test_class_grouped_schedule_rejects_a_batch_that_splits_a_group():
+    labels = torch.zeros(8, dtype=torch.long)
+    with pytest.raises(ValueError, match="not a multiple of the class group of 4"):
+        IndexSchedule(8, global_batch=6, seed=0, class_labels=labels, class_group=4)
+    with pytest.raises(ValueError, match="class_labels has 7 entries"):
+        IndexSchedule(8, global_batch=4, seed=0, class_labels=labels[:7], class_group=4)
+
+
+def test_class_grouped_schedule_repeats_a_class_smaller_than_a_group():
+    class_labels = torch.tensor([0, 1, 1, 1, 1])  # class 0 has one item for groups of 4
+    schedule = IndexSchedule(5, global_batch=4, seed=0, class_labels=class_labels, class_group=4)
+    order = schedule.permutation(0)
+    assert schedule.epoch_size == len(order) == 8 and sorted(order) == [0, 0, 0, 0, 1, 2, 3, 4]

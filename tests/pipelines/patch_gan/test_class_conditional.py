@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pipelines.engine.data_loader import BatchStream, TrainingBatches
+from pipelines.engine.trainer import Trainer
 from pipelines.model import condition_labels, latent_classes, latents_from_seeds, open_model, render
 from pipelines.patch_gan.pipeline import PatchGanPipeline, class_frequencies
 from pipelines.pipeline import Progress
@@ -71,6 +72,30 @@ def test_fake_classes_follow_the_dataset_frequencies():
     pipeline, _ = _pipeline(dataset)
     classes = pipeline.sample_classes(400)
     assert 1 not in classes.tolist() and 250 < (classes == 2).sum() < 400
+
+
+def test_class_grouped_batches_give_each_minibatch_std_group_one_class_real_and_fake(monkeypatch, tmp_path):
+    dataset = TinyClassDataset(size=12)
+    grouped, config = _pipeline(dataset, batch=4)
+    assert grouped.real_class_group == 1  # off by default: fake classes are drawn one by one
+    grouped.config.losses.class_grouped_batches = True
+    assert grouped.real_class_group == grouped.config.discriminator.mbstd_group_size == 2
+    fakes = grouped.sample_classes(400).reshape(200, 2)
+    assert torch.equal(fakes[:, 0], fakes[:, 1])  # one class per group of consecutive fakes
+    assert all(60 < (fakes[:, 0] == k).sum() < 140 for k in range(NUM_CLASSES))  # still the dataset's frequencies
+    odd = grouped.sample_classes(3)
+    assert odd.shape == (3,) and odd[0] == odd[1]
+    with TrainingBatches(dataset, global_batch=4, seed=1, workers=0, class_group=grouped.real_class_group) as batches:
+        reals = [batches.batch(step).classes.reshape(-1, 2) for step in range(6)]
+    assert all(torch.equal(pair[:, 0], pair[:, 1]) for pair in reals)
+    assert len({tuple(pair[:, 0].tolist()) for pair in reals}) > 1  # the groups' classes vary between batches
+    # The trainer asks the pipeline for the grouping.
+    seen = {}
+    original = TrainingBatches.__init__
+    monkeypatch.setattr(TrainingBatches, "__init__",
+                        lambda self, *args, **kwargs: seen.update(kwargs) or original(self, *args, **kwargs))
+    Trainer(config, grouped, dataset, tmp_path, CPU)
+    assert seen["class_group"] == 2
 
 
 def test_training_batches_carry_the_classes_of_their_indices():
