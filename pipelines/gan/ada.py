@@ -113,6 +113,10 @@ class AugmentConfig:
     transforms: tuple[Transform, ...] = GEOMETRIC_TRANSFORMS + COLOUR_TRANSFORMS
     """Which transforms may fire, each independently with probability p per image.
     All of them by default: StyleGAN2-ADA's default 'bgc' set."""
+    group_size: int = 1
+    """Consecutive images that share one draw of every transform (1: each image its own, as in StyleGAN2-ADA).
+    Set to the discriminator's minibatch-std group size, a shared draw keeps the differences between the images
+    of a group (what the group statistic measures) while each image's absolute colour or pose is still hidden."""
 
     @property
     def enabled(self) -> bool:
@@ -134,6 +138,8 @@ class AugmentConfig:
             problems.append(f"{flag}.ada-kimg must be positive, got {self.ada_kimg}")
         if self.ada_interval < 1:
             problems.append(f"{flag}.ada-interval must be at least 1 minibatch, got {self.ada_interval}")
+        if isinstance(self.group_size, bool) or not isinstance(self.group_size, int) or self.group_size < 1:
+            problems.append(f"{flag}.group-size must be a whole number of images, at least 1, got {self.group_size!r}")
         unknown = [t for t in self.transforms if t not in GEOMETRIC_TRANSFORMS + COLOUR_TRANSFORMS]
         if unknown:
             problems.append(f"{flag}.transforms: unknown {unknown}; choose from "
@@ -388,16 +394,23 @@ def apply_colour_matrix(images: Tensor, matrix: Tensor) -> Tensor:
     return torch.where(_is_identity(matrix)[:, None, None, None], images, out.reshape(b, c, h, w))
 
 
-def augment_images(images: Tensor, transforms: tuple[str, ...], p: float, rng: torch.Generator) -> Tensor:
+def augment_images(images: Tensor, transforms: tuple[str, ...], p: float, rng: torch.Generator,
+                   group_size: int = 1) -> Tensor:
     """One ADA augmentation of ``images`` [b, 3k, h, w] in [-1, 1]: geometric, then colour, each of
-    ``transforms`` firing per image with probability ``p``. ``p = 0`` returns ``images`` itself (no draws)."""
+    ``transforms`` firing with probability ``p`` per group of ``group_size`` consecutive images (one draw
+    shared by the group; 1: per image). ``p = 0`` returns ``images`` itself (no draws)."""
     if p <= 0.0:
         return images
     b, _, h, w = images.shape
+    draws = -(-b // group_size)
+
+    def per_image(matrices: Tensor) -> Tensor:
+        return matrices.repeat_interleave(group_size, dim=0)[:b] if group_size > 1 else matrices
+
     if any(t in GEOMETRIC_TRANSFORMS for t in transforms):
-        images = resample_images(images, sample_geometric(transforms, p, b, h, w, rng))
+        images = resample_images(images, per_image(sample_geometric(transforms, p, draws, h, w, rng)))
     if any(t in COLOUR_TRANSFORMS for t in transforms):
-        images = apply_colour_matrix(images, sample_colour(transforms, p, b, rng))
+        images = apply_colour_matrix(images, per_image(sample_colour(transforms, p, draws, rng)))
     return images
 
 
@@ -439,7 +452,7 @@ class AdaptiveAugment:
         """``images`` [b, 3k, h, w] augmented at the current p (themselves when off or p is 0)."""
         if not self.config.enabled:
             return images
-        return augment_images(images, self.config.transforms, self.p, rng)
+        return augment_images(images, self.config.transforms, self.p, rng, self.config.group_size)
 
     def accumulate(self, real_logits: Tensor) -> float:
         """Adds a minibatch's real logits to r_t's running sum; returns this minibatch's mean sign."""

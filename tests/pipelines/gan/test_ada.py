@@ -193,6 +193,37 @@ def test_gradients_flow_through_the_augmentation_to_second_order(rng):
     assert torch.isfinite(second).all() and second.abs().sum() > 0
 
 
+@pytest.mark.parametrize("transforms", [("hue",), ("rotate", "xfrac"), ALL])
+def test_a_group_shares_one_draw(transforms, rng):
+    """group_size 4: the images of each run of 4 consecutive ones move alike, so copies of one image stay copies
+    inside a group, while the next group gets its own draw; the last group may be short."""
+    one = _images(b=1, seed=3)
+    x = one.expand(10, -1, -1, -1).contiguous()
+    augment = AdaptiveAugment(AugmentConfig(mode="ada", p=1.0, target=None, transforms=transforms, group_size=4),
+                              batch_size=10)
+    y = augment(x, rng)
+    for group in (y[0:4], y[4:8], y[8:10]):
+        assert torch.equal(group, group[:1].expand_as(group))
+    assert not torch.equal(y[0], y[4]) and not torch.equal(y[4], y[8])
+    # Per image (the default), the copies part.
+    per_image = AdaptiveAugment(AugmentConfig(mode="ada", p=1.0, target=None, transforms=transforms), batch_size=10)
+    z = per_image(x, rng)
+    assert not torch.equal(z[0], z[1])
+
+
+def test_a_shared_hue_rotation_keeps_the_hue_differences_inside_a_group(rng):
+    """What a shared draw is for: red and green stay a third of the colour wheel apart after the rotation."""
+    from pipelines.evaluation.colour import hue_and_saturation
+
+    red, green = torch.tensor([0.8, 0.1, 0.1]), torch.tensor([0.1, 0.8, 0.1])
+    x = torch.stack([red, green, red, green]).view(4, 3, 1, 1).expand(4, 3, 4, 4) * 2 - 1
+    y = augment_images(x, ("hue",), 1.0, rng, group_size=4)
+    hue, _ = hue_and_saturation((y.clamp(-1, 1) + 1) / 2)
+    gap = torch.remainder(hue[1, 0, 0] - hue[0, 0, 0], 2 * torch.pi)
+    assert gap == pytest.approx(2 * torch.pi / 3, abs=0.15)
+    assert not torch.allclose(y, x, atol=1e-3)  # the group did move
+
+
 def test_sampling_uses_only_the_given_generator():
     torch.manual_seed(0)
     global_state = torch.random.get_rng_state()
@@ -266,6 +297,6 @@ def test_config_round_trips_through_json_and_rejects_bad_values():
     config = AugmentConfig(mode="ada", p=0.1, target=None, transforms=("xflip", "hue"))
     assert config_from_dict(AugmentConfig, json.loads(json.dumps(config_to_dict(config)))) == config
     for bad, flag in ((dict(p=1.5), "p"), (dict(target=-0.1), "target"), (dict(ada_kimg=0.0), "ada-kimg"),
-                      (dict(ada_interval=0), "ada-interval")):
+                      (dict(ada_interval=0), "ada-interval"), (dict(group_size=0), "group-size")):
         with pytest.raises(ValueError, match=f"--model.augment.{flag}"):
             AdaptiveAugment(AugmentConfig(mode="ada", **bad), batch_size=8)
