@@ -7,7 +7,11 @@ one scale-1 patch) is scored as it is and in three edits of it:
 * hue sweep: hues turned by an angle growing across the image (one full turn corner to corner), the
   blend the generator paints;
 * global hue: the whole image turned by one random angle, a recolouring the dataset could hold;
-* flat: every object pixel set to the object's mean colour, its shading gone.
+* flat: every object pixel set to the object's mean colour, its shading gone;
+* one hue per group: every image of each minibatch-std group (consecutive images, the groups D's last
+  block compares) turned to the mean hue of the group's first, so the group holds one hue where the
+  reals hold several. Scored about as the reals, D's group statistic does not see hue variety.
+  For a run with class-grouped batches the images are picked class by class, as it trained.
 
 It prints the mean logit of each, its difference to the real images' and the share of images scored
 below their own real version (0.5: the edit makes no difference to D). A discriminator blind to hue
@@ -34,7 +38,7 @@ import torch
 from pipelines.data.image_dataset import DatasetConfig, ImageDataset
 from pipelines.engine.checkpoints import find_latest_checkpoint, load_training_state
 from pipelines.engine.launch import read_config
-from pipelines.evaluation.colour import real_object_mask, rotate_hue
+from pipelines.evaluation.colour import mean_hue, real_object_mask, rotate_hue
 from pipelines.evaluation.families import reference_families
 from pipelines.evaluation.shape_metrics import find_synthetic_metadata
 from pipelines.model import latent_classes, render
@@ -42,18 +46,23 @@ from pipelines.patch_gan.pipeline import PatchGanPipeline
 from renderers.patches import Patch, crop_patches
 
 
-def edited_images(reals: torch.Tensor, rng: torch.Generator) -> dict[str, torch.Tensor]:
-    """The real images [b, 3, R, R] in [0, 1] and their edits, by name."""
+def edited_images(reals: torch.Tensor, rng: torch.Generator, group_size: int) -> dict[str, torch.Tensor]:
+    """The real images [b, 3, R, R] in [0, 1] and their edits, by name; ``group_size`` consecutive images form
+    one minibatch-std group."""
     b, _, size, _ = reals.shape
     ramp = torch.linspace(0, 0.5, size)
     sweep = 2 * math.pi * (ramp[None, :] + ramp[:, None])
     mask = real_object_mask(reals)[:, None]
     mean = (reals * mask).sum(dim=(2, 3), keepdim=True) / mask.sum(dim=(2, 3), keepdim=True).clamp(min=1)
+    hues = mean_hue(reals, mask[:, 0])
+    to_first = hues[torch.div(torch.arange(b), group_size, rounding_mode="floor") * group_size] - hues
+    to_first = torch.nan_to_num(to_first, nan=0.0)  # an image (or a first) without a hue stays as it is
     return {
         "real": reals,
         "hue sweep": rotate_hue(reals, sweep.expand(b, 1, size, size)),
         "global hue": rotate_hue(reals, torch.rand(b, 1, 1, 1, generator=rng) * 2 * math.pi),
         "flat": torch.where(mask, mean.expand_as(reals), reals),
+        "one hue per group": rotate_hue(reals, to_first.view(b, 1, 1, 1).expand(b, 1, size, size)),
     }
 
 
@@ -84,20 +93,22 @@ def main() -> None:
 
     rng = torch.Generator().manual_seed(args.seed)
     pick = torch.randperm(len(dataset), generator=rng)[: args.images]
+    if pipeline.real_class_group > 1:  # class-grouped batches: D trained on groups of one class
+        pick = pick[torch.argsort(dataset.class_labels[pick].long(), stable=True)]
     reals = (torch.stack([dataset[int(i)][0] for i in pick]) + 1) / 2
     classes = dataset_classes(pipeline, dataset, pick)
     logits = {}
-    for name, images in edited_images(reals, rng).items():
+    for name, images in edited_images(reals, rng, pipeline.config.discriminator.mbstd_group_size).items():
         with torch.no_grad():  # as D sees images once the input blur has faded, without augmentation
             logits[name] = whole_image_logits(pipeline, images * 2 - 1, config.patch_resolution, classes)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{checkpoint}, {len(pick)} real images of {data}, load average {load:.1f}")
-    print(f"| {'images':<10} | mean logit | vs real | below own real |")
-    print(f"|{'-' * 12}|{'-' * 12}|{'-' * 9}|{'-' * 16}|")
+    print(f"| {'images':<17} | mean logit | vs real | below own real |")
+    print(f"|{'-' * 19}|{'-' * 12}|{'-' * 9}|{'-' * 16}|")
     for name, values in logits.items():
         below = (values < logits["real"]).float().mean()
-        print(f"| {name:<10} | {values.mean():+10.2f} | {values.mean() - logits['real'].mean():+7.2f} | "
+        print(f"| {name:<17} | {values.mean():+10.2f} | {values.mean() - logits['real'].mean():+7.2f} | "
               f"{below:14.2f} |")
     by_family = family_logits(pipeline, dataset, Path(data), config.patch_resolution, config.resolution, args.seed)
     if by_family is not None:

@@ -38,6 +38,16 @@ def hue_and_saturation(images: Float[Tensor, "b 3 h w"]) -> tuple[Float[Tensor, 
     return sector * (math.pi / 3), saturation
 
 
+def _mean_hue_vector(images: Tensor, object_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean unit hue vector (cos, sin) [b] each over the coloured object pixels, and their count [b]."""
+    hue, saturation = hue_and_saturation(images)
+    counted = (object_mask & (saturation > SATURATION_FLOOR)).float()
+    count = counted.sum(dim=(1, 2))
+    cos = (torch.cos(hue) * counted).sum(dim=(1, 2)) / count.clamp(min=1)
+    sin = (torch.sin(hue) * counted).sum(dim=(1, 2)) / count.clamp(min=1)
+    return cos, sin, count
+
+
 def hue_spread(images: Float[Tensor, "b 3 h w"], object_mask: Bool[Tensor, "b h w"]) -> Float[Tensor, " b"]:
     """Circular standard deviation of hue (radians) over each image's coloured object pixels; NaN where
     fewer than :data:`MIN_PIXELS` object pixels reach :data:`SATURATION_FLOOR`.
@@ -45,14 +55,21 @@ def hue_spread(images: Float[Tensor, "b 3 h w"], object_mask: Bool[Tensor, "b h 
     Example: an object in one flat colour, shaded from light to dark, has spread ~0; one half red and
     half green (hues 2 pi / 3 apart) has sqrt(-2 ln 0.5) = 1.18.
     """
-    hue, saturation = hue_and_saturation(images)
-    counted = (object_mask & (saturation > SATURATION_FLOOR)).float()
-    count = counted.sum(dim=(1, 2))
-    cos = (torch.cos(hue) * counted).sum(dim=(1, 2)) / count.clamp(min=1)
-    sin = (torch.sin(hue) * counted).sum(dim=(1, 2)) / count.clamp(min=1)
+    cos, sin, count = _mean_hue_vector(images, object_mask)
     length = torch.sqrt(cos**2 + sin**2).clamp(min=1e-12, max=1.0)
     spread = torch.sqrt(-2 * torch.log(length))
     return torch.where(count >= MIN_PIXELS, spread, torch.full_like(spread, float("nan")))
+
+
+def mean_hue(images: Float[Tensor, "b 3 h w"], object_mask: Bool[Tensor, "b h w"]) -> Float[Tensor, " b"]:
+    """Circular mean of hue (radians in (-pi, pi]) over each image's coloured object pixels; NaN where
+    :func:`hue_spread` is.
+
+    Example: an object half red (hue 0) and half yellow (hue pi / 3) has mean hue pi / 6.
+    """
+    cos, sin, count = _mean_hue_vector(images, object_mask)
+    angle = torch.atan2(sin, cos)
+    return torch.where(count >= MIN_PIXELS, angle, torch.full_like(angle, float("nan")))
 
 
 def real_object_mask(images: Float[Tensor, "b 3 h w"], background: float = 1.0,

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,6 +113,30 @@ def test_quality_benchmark_scores_a_tiny_generator_the_same_way_twice(tmp_path):
     assert Image.open(tmp_path / "grid.png").width > 2 * 2 * 16
 
 
+def test_the_one_hue_per_group_edit_gives_each_group_its_first_images_hue():
+    import importlib.util
+
+    from pipelines.evaluation.colour import mean_hue, real_object_mask, rotate_hue
+
+    spec = importlib.util.spec_from_file_location("discriminator_colour", ROOT / "benchmarks/discriminator_colour.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    size = 16
+    disc = torch.zeros(1, 1, size, size, dtype=torch.bool)
+    disc[..., 4:12, 4:12] = True
+    red = torch.where(disc, torch.tensor([0.8, 0.2, 0.2])[None, :, None, None], torch.ones(1, 3, 1, 1))
+    turns = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])  # six hues, two groups of 3
+    reals = rotate_hue(red.expand(6, 3, size, size), turns.view(6, 1, 1, 1).expand(6, 1, size, size))
+    edits = probe.edited_images(reals, torch.Generator().manual_seed(0), group_size=3)
+    before = mean_hue(edits["real"], real_object_mask(edits["real"]))
+    after = mean_hue(edits["one hue per group"], real_object_mask(edits["one hue per group"]))
+    wrapped = lambda a: torch.remainder(a + math.pi, 2 * math.pi) - math.pi  # noqa: E731
+    assert wrapped(before[1] - before[0]).abs() > 0.5  # the reals of a group differ
+    for first in (0, 3):
+        assert wrapped(after[first:first + 3] - before[first]).abs().max() < 0.05
+    assert wrapped(after[3] - after[0]).abs() > 0.5  # each group keeps its own first's hue
+
+
 @pytest.mark.parametrize("family_classes", [False, True], ids=["unconditional", "class-conditional"])
 def test_discriminator_colour_probe_scores_reals_and_their_edits(tmp_path, family_classes):
     from pipelines.data.synthetic import SynthConfig, build_synthetic_dataset
@@ -130,13 +155,13 @@ def test_discriminator_colour_probe_scores_reals_and_their_edits(tmp_path, famil
     colour_table, family_table = out.split("\n\n")[-2:]
     rows = {cells[0]: cells[1:] for cells in (
         [c.strip() for c in line.split("|")[1:-1]] for line in colour_table.splitlines() if line.startswith("| "))}
-    assert set(rows) == {"images", "real", "hue sweep", "global hue", "flat"}
+    assert set(rows) == {"images", "real", "hue sweep", "global hue", "flat", "one hue per group"}
     families = {cells[0]: cells[1:] for cells in (
         [c.strip() for c in line.split("|")[1:-1]] for line in family_table.splitlines() if line.startswith("| "))}
     # One view of each of the 3 objects (mushroom, vase, chair) and as many generated samples.
     assert set(families) == {"family", "mushroom", "vase", "chair", "generated"}
     assert [int(families[f][1]) for f in ("mushroom", "vase", "chair", "generated")] == [1, 1, 1, 3]
     assert float(rows["real"][1]) == 0.0 and float(rows["real"][2]) == 0.0
-    for name in ("hue sweep", "global hue", "flat"):
+    for name in ("hue sweep", "global hue", "flat", "one hue per group"):
         mean, difference, below = (float(v) for v in rows[name])
         assert abs(mean - float(rows["real"][0]) - difference) < 0.011 and 0.0 <= below <= 1.0

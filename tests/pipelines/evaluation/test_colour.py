@@ -77,3 +77,22 @@ def test_rotating_hue_turns_red_into_green_and_keeps_greys_and_shading():
     mask = _disc_mask(size)
     swept = rotate_hue(shaded, torch.linspace(0, 3.0, size)[None, None, None, :].expand(1, 1, size, size))
     assert hue_spread(shaded, mask).item() < 1e-3 < 0.5 < hue_spread(swept, mask).item()
+
+
+def test_mean_hue_is_the_circular_mean_and_wraps_around_red():
+    from pipelines.evaluation.colour import mean_hue
+
+    size = 32
+    mask = _disc_mask(size)
+    left = torch.arange(size)[None, :] < size // 2
+    red_yellow = _hsv_image(torch.where(left, 0.0, math.pi / 3).expand(size, size), torch.ones(size, size))
+    # Either side of red (hues -0.4 and +0.4): the circular mean is red, an arithmetic one would be cyan.
+    around_red = _hsv_image(torch.where(left, 2 * math.pi - 0.4, 0.4).expand(size, size), torch.ones(size, size))
+    grey = torch.full((1, 3, size, size), 0.5)
+    hues = mean_hue(torch.cat([red_yellow, around_red, grey]), torch.cat([mask] * 3))
+    hue, _ = hue_and_saturation(red_yellow)
+    share = (hue[mask] < 0.5).float().mean()  # the disc's halves differ by a few pixels
+    expected = math.atan2((1 - share) * math.sin(math.pi / 3), share + (1 - share) * math.cos(math.pi / 3))
+    assert abs(hues[0].item() - expected) < 1e-4 and abs(hues[0].item() - math.pi / 6) < 0.1
+    assert abs(hues[1].item()) < 0.05
+    assert hues[2].isnan()
