@@ -3,9 +3,10 @@
 For each run (a run folder, checkpoint or generator bundle): SWD of its images to real images,
 multi-view warp PSNR, COV / MMD / 1-NNA of its marching-cubes meshes against the ground-truth meshes,
 and the family histogram (the family of each generated shape's nearest ground-truth mesh, beside the
-dataset's shares; see pipelines/evaluation/families.py), and the spread of hue inside its objects
-beside the real objects' (pipelines/evaluation/colour.py), and the floaters: the share of an object's
-opaque pixels and of its voxels apart from its largest connected body (pipelines/evaluation/floaters.py).
+dataset's shares; see pipelines/evaluation/families.py), the spread of hue inside its objects and the
+variety of hue between the objects of a class, beside the real objects' (pipelines/evaluation/colour.py),
+and the floaters: the share of an object's opaque pixels and of its voxels apart from its largest
+connected body (pipelines/evaluation/floaters.py).
 Every random choice comes from --seed, so two invocations on the same run print the same row.
 
     python benchmarks/quality.py runs/patch-gan-A runs/patch-gan-B --labels old new \\
@@ -26,13 +27,13 @@ from pathlib import Path
 import torch
 
 from pipelines.data.image_dataset import DatasetConfig, ImageDataset
-from pipelines.evaluation.colour import median_hue_spread, real_object_mask
+from pipelines.evaluation.colour import hue_variety, mean_hue, median_hue_spread, real_object_mask
 from pipelines.evaluation.families import RECOGNITION_QUANTILE, family_histogram, reference_families
 from pipelines.evaluation.floaters import detached_density, detached_pixel_shares
 from pipelines.evaluation.meshes import MeshExtractionConfig, density_grid, meshes_from_grids
 from pipelines.evaluation.metrics import MetricsConfig, compute_metrics
 from pipelines.evaluation.shape_metrics import compare_shapes, find_reference_meshes, load_meshes
-from pipelines.model import GeneratorModel, fields, open_model, render
+from pipelines.model import GeneratorModel, fields, latent_classes, open_model, render
 
 COLUMNS = ("swd", "mv_psnr", "cov", "mmd", "1nna", "empty")
 
@@ -86,7 +87,8 @@ def score_run(path: Path, data: Path, references: list, families: list[str], arg
                                  torch.Generator().manual_seed(args.seed + 3), threshold_sample=args.shapes)
     scores.update(histogram.as_dict())
     lap("families")
-    scores["hue_spread"], scores["floaters_2d"] = generated_colour_and_floaters(model, resolution, args)
+    scores["hue_spread"], scores["hue_variety"], scores["floaters_2d"] = generated_colour_and_floaters(
+        model, resolution, args)
     lap("hue_spread_floaters")
     return {"run": str(path), "pipeline": model.pipeline, "resolution": resolution, "scores": scores,
             "family_counts": histogram.counts, "reference_shares": histogram.reference_shares,
@@ -95,11 +97,20 @@ def score_run(path: Path, data: Path, references: list, families: list[str], arg
 
 
 def generated_colour_and_floaters(model: GeneratorModel, resolution: int, args: argparse.Namespace
-                                  ) -> tuple[float, float]:
-    """Median hue spread inside ``args.colour_images`` generated objects (pixels at opacity above 0.5), and the
-    mean share of those pixels apart from each image's largest blob."""
+                                  ) -> tuple[float, float, float]:
+    """Median hue spread inside ``args.colour_images`` generated objects (pixels at opacity above 0.5), the hue
+    variety between the objects of a class (each latent in its own class, as every command draws it), and the
+    mean share of object pixels apart from each image's largest blob."""
     rng = torch.Generator().manual_seed(args.seed + 4)
     z = torch.randn(args.colour_images, model.z_dim, generator=rng)
+    num_classes = getattr(model, "num_classes", 0)
+    class_index = getattr(model, "class_index", None)
+    if num_classes == 0:
+        classes = torch.zeros(len(z), dtype=torch.long)
+    elif class_index is None:
+        classes = latent_classes(z, num_classes)
+    else:
+        classes = torch.full((len(z),), class_index, dtype=torch.long)
     cameras = model.cameras.sample(args.colour_images, rng)
     rgb, masks = [], []
     for start in range(0, args.colour_images, args.batch):
@@ -108,18 +119,23 @@ def generated_colour_and_floaters(model: GeneratorModel, resolution: int, args: 
             out = render(model, z[sl].to(model.device), cameras[sl], resolution)
         rgb.append(out.rgb.cpu())
         masks.append(out.opacity[:, 0].cpu() > 0.5)
-    masks = torch.cat(masks)
-    return median_hue_spread(torch.cat(rgb), masks), float(detached_pixel_shares(masks).mean())
+    rgb, masks = torch.cat(rgb), torch.cat(masks)
+    return (median_hue_spread(rgb, masks), hue_variety(mean_hue(rgb, masks), classes),
+            float(detached_pixel_shares(masks).mean()))
 
 
-def real_colour_and_floaters(data: Path, count: int, seed: int) -> tuple[float, float]:
-    """Median hue spread inside ``count`` real objects of the dataset (pixels away from the white background), and
-    the mean share of those pixels apart from each image's largest blob."""
+def real_colour_and_floaters(data: Path, count: int, seed: int) -> tuple[float, float, float]:
+    """Median hue spread inside ``count`` real objects of the dataset (pixels away from the white background), the
+    hue variety between the objects of a class, and the mean share of object pixels apart from each image's
+    largest blob."""
     dataset = ImageDataset(DatasetConfig(path=data, resolution=64))
     pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed + 4))[:count]
     images = (torch.stack([dataset[int(i)][0] for i in pick]) + 1) / 2
     masks = real_object_mask(images)
-    return median_hue_spread(images, masks), float(detached_pixel_shares(masks).mean())
+    labels = dataset.class_labels
+    classes = labels[pick].long() if labels is not None else torch.zeros(len(pick), dtype=torch.long)
+    return (median_hue_spread(images, masks), hue_variety(mean_hue(images, masks), classes),
+            float(detached_pixel_shares(masks).mean()))
 
 
 def side_by_side(paths: list[Path], labels: list[str], out: Path, count: int, columns: int, seed: int,
@@ -151,9 +167,9 @@ def side_by_side(paths: list[Path], labels: list[str], out: Path, count: int, co
 
 
 def print_table(rows: list[dict], families: list[str], reference_shares: dict[str, float],
-                real_hue: float, real_floaters: float) -> None:
+                real_hue: float, real_variety: float, real_floaters: float) -> None:
     names = list(dict.fromkeys(families))
-    head = ["run", *COLUMNS, *names, "present", "tv", "recog", "hue", "float2d", "float3d"]
+    head = ["run", *COLUMNS, *names, "present", "tv", "recog", "hue", "hue var", "float2d", "float3d"]
     widths = [max(12, *(len(r["label"]) for r in rows)), *[8] * (len(head) - 1)]
     line = lambda cells: "| " + " | ".join(f"{c:>{w}}" for c, w in zip(cells, widths)) + " |"  # noqa: E731
     print(line(head))
@@ -163,17 +179,19 @@ def print_table(rows: list[dict], families: list[str], reference_shares: dict[st
         cells = [row["label"], f"{s['swd']:.1f}", f"{s['mv_psnr']:.2f}", f"{s['cov']:.3f}", f"{s['mmd']:.4f}",
                  f"{s['1nna']:.3f}", f"{s['empty']:.2f}", *[f"{s[f'family_{n}']:.2f}" for n in names],
                  f"{s['family_present']:.0f}/{len(names)}", f"{s['family_tv']:.2f}", f"{s['family_recognised']:.2f}",
-                 f"{s['hue_spread']:.2f}", f"{s['floaters_2d']:.3f}", f"{s['floaters_3d']:.3f}"]
+                 f"{s['hue_spread']:.2f}", f"{s['hue_variety']:.2f}", f"{s['floaters_2d']:.3f}",
+                 f"{s['floaters_3d']:.3f}"]
         print(line(cells))
     print(line(["dataset", *[""] * len(COLUMNS), *[f"{reference_shares[n]:.2f}" for n in names],
                 f"{len(names)}/{len(names)}", "0.00", f"{RECOGNITION_QUANTILE:.2f}", f"{real_hue:.2f}",
-                f"{real_floaters:.3f}", ""]))
+                f"{real_variety:.2f}", f"{real_floaters:.3f}", ""]))
     print("family columns: share of generated shapes whose nearest ground-truth mesh is of that family; present: "
           "families that occur; tv: total variation to the dataset's shares; recog: share of shapes no farther from "
           "their nearest mesh than the dataset's meshes are from theirs (95th percentile); hue: median circular spread "
-          "of hue (radians) inside an object, 0 for one flat colour; float2d: mean share of an image's object pixels "
-          "apart from its largest blob; float3d: mean share of a shape's voxels above the level apart from its "
-          "largest body")
+          "of hue (radians) inside an object, 0 for one flat colour; hue var: circular variance (0 to 1) of the "
+          "objects' mean hues within a class, averaged over the classes, 0 when all objects of a class share one hue; "
+          "float2d: mean share of an image's object pixels apart from its largest blob; float3d: mean share of a "
+          "shape's voxels above the level apart from its largest body")
 
 
 def main() -> None:
@@ -219,8 +237,8 @@ def main() -> None:
     print(f"data {args.data}, seed {args.seed}, {args.images} images for SWD, {args.shapes} shapes at "
           f"{args.mesh_resolution}^3 (level {args.level:g}), torch threads {torch.get_num_threads()}, "
           f"load average {load:.1f}")
-    real_hue, real_floaters = real_colour_and_floaters(args.data, args.colour_images, args.seed)
-    print_table(rows, families, rows[0]["reference_shares"], real_hue, real_floaters)
+    real_hue, real_variety, real_floaters = real_colour_and_floaters(args.data, args.colour_images, args.seed)
+    print_table(rows, families, rows[0]["reference_shares"], real_hue, real_variety, real_floaters)
     for r in rows:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in r["stage_seconds"].items())
         print(f"{r['label']}: {r['seconds']:.0f} s ({stages})")
@@ -229,7 +247,7 @@ def main() -> None:
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                     if k not in ("runs", "labels", "json", "grid")}
         report = {"settings": settings, "rows": rows, "dataset_hue_spread": real_hue,
-                  "dataset_floaters_2d": real_floaters}
+                  "dataset_hue_variety": real_variety, "dataset_floaters_2d": real_floaters}
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.grid is not None:
         side_by_side(args.runs, labels, args.grid, args.grid_samples, args.grid_columns, args.seed, args.device)

@@ -6,6 +6,12 @@ purple) that SWD barely notices. The hue spread of an image is the circular stan
 ``sqrt(-2 ln R)`` of the hue angle over its coloured object pixels (saturation above a floor, so
 that grey and near-white pixels, whose hue is noise, do not count), ``R`` the length of the mean
 unit hue vector: 0 for a single hue, growing as hues spread around the colour wheel.
+
+The reals of one family come in every hue; a generator whose objects of a family all share one hue
+(a collapse the discriminator's minibatch statistics miss when its groups mix families) has flat
+colours yet no variety. The hue variety is the circular variance ``1 - R`` of the objects' mean hues
+within each class (bounded, unlike the standard deviation, which diverges for evenly spread hues),
+averaged over the classes.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import math
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 SATURATION_FLOOR = 0.25
@@ -48,6 +54,12 @@ def _mean_hue_vector(images: Tensor, object_mask: Tensor) -> tuple[Tensor, Tenso
     return cos, sin, count
 
 
+def _circular_std(cos: Tensor, sin: Tensor) -> Tensor:
+    """``sqrt(-2 ln R)`` for mean unit vectors (cos, sin) of length ``R``."""
+    length = torch.sqrt(cos**2 + sin**2).clamp(min=1e-12, max=1.0)
+    return torch.sqrt(-2 * torch.log(length))
+
+
 def hue_spread(images: Float[Tensor, "b 3 h w"], object_mask: Bool[Tensor, "b h w"]) -> Float[Tensor, " b"]:
     """Circular standard deviation of hue (radians) over each image's coloured object pixels; NaN where
     fewer than :data:`MIN_PIXELS` object pixels reach :data:`SATURATION_FLOOR`.
@@ -56,8 +68,7 @@ def hue_spread(images: Float[Tensor, "b 3 h w"], object_mask: Bool[Tensor, "b h 
     half green (hues 2 pi / 3 apart) has sqrt(-2 ln 0.5) = 1.18.
     """
     cos, sin, count = _mean_hue_vector(images, object_mask)
-    length = torch.sqrt(cos**2 + sin**2).clamp(min=1e-12, max=1.0)
-    spread = torch.sqrt(-2 * torch.log(length))
+    spread = _circular_std(cos, sin)
     return torch.where(count >= MIN_PIXELS, spread, torch.full_like(spread, float("nan")))
 
 
@@ -70,6 +81,27 @@ def mean_hue(images: Float[Tensor, "b 3 h w"], object_mask: Bool[Tensor, "b h w"
     cos, sin, count = _mean_hue_vector(images, object_mask)
     angle = torch.atan2(sin, cos)
     return torch.where(count >= MIN_PIXELS, angle, torch.full_like(angle, float("nan")))
+
+
+def hue_variety(object_hues: Float[Tensor, " b"], classes: Int[Tensor, " b"]) -> float:
+    """Circular variance ``1 - R`` of objects' mean hues (:func:`mean_hue`, NaN ones left out) within each class,
+    averaged over the classes that have at least two hues; NaN if none has. 0 when every object of a class
+    has one hue, 1 for hues evenly around the wheel; uniformly random hues of 16 objects give about 0.78.
+
+    Example: four objects of class 0 at hues 0, pi / 2, pi, 3 pi / 2 and two of class 1 both at hue 1
+    give (1 + 0) / 2 = 0.5: a class that varies and a class that collapsed count alike.
+    """
+    if object_hues.shape != classes.shape:
+        raise ValueError(f"hue_variety: {tuple(object_hues.shape)} hues but {tuple(classes.shape)} classes; give one "
+                         "class per object")
+    known = ~object_hues.isnan()
+    variances = []
+    for label in classes[known].unique():
+        hues = object_hues[known & (classes == label)]
+        if len(hues) >= 2:
+            length = torch.sqrt(torch.cos(hues).mean() ** 2 + torch.sin(hues).mean() ** 2)
+            variances.append(1 - length.clamp(max=1.0))
+    return float(torch.stack(variances).mean()) if variances else float("nan")
 
 
 def real_object_mask(images: Float[Tensor, "b 3 h w"], background: float = 1.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from pipelines.evaluation.colour import hue_and_saturation, hue_spread, median_hue_spread, real_object_mask
@@ -96,3 +97,34 @@ def test_mean_hue_is_the_circular_mean_and_wraps_around_red():
     assert abs(hues[0].item() - expected) < 1e-4 and abs(hues[0].item() - math.pi / 6) < 0.1
     assert abs(hues[1].item()) < 0.05
     assert hues[2].isnan()
+
+
+def test_hue_variety_is_zero_for_a_collapsed_class_and_high_for_a_class_in_every_hue():
+    from pipelines.evaluation.colour import hue_variety, mean_hue
+
+    size = 32
+    ones = torch.ones(size, size)
+    # Class 0: eight flat objects around the colour wheel; class 1: four objects all of hue 2 (a collapse).
+    wheel = [_hsv_image(torch.full((size, size), 2 * math.pi * k / 8), ones) for k in range(8)]
+    collapsed = [_hsv_image(torch.full((size, size), 2.0), ones * (0.5 + 0.1 * k)) for k in range(4)]
+    images = torch.cat(wheel + collapsed)
+    hues = mean_hue(images, real_object_mask(images))
+    classes = torch.tensor([0] * 8 + [1] * 4)
+    assert hue_variety(hues[8:], classes[8:]) < 1e-3  # shading does not make variety
+    assert hue_variety(hues[:8], classes[:8]) > 0.99  # evenly around the wheel: circular variance 1
+    assert abs(hue_variety(hues, classes) - 0.5) < 0.01  # the two classes count alike
+    # Classes are kept apart: the same hues pooled as one class vary, split by class they do not.
+    pair = torch.tensor([0.5, 0.5, 3.5, 3.5])
+    assert hue_variety(pair, torch.zeros(4, dtype=torch.long)) > 0.9
+    assert hue_variety(pair, torch.tensor([0, 0, 1, 1])) < 1e-6
+
+
+def test_hue_variety_skips_unknown_hues_and_lone_objects_and_checks_its_input():
+    from pipelines.evaluation.colour import hue_variety
+
+    nan = float("nan")
+    # Class 1 has one known hue (its other object is grey): it has no variety to measure and is left out.
+    assert abs(hue_variety(torch.tensor([0.0, math.pi, 1.0, nan]), torch.tensor([0, 0, 1, 1])) - 1.0) < 1e-6
+    assert math.isnan(hue_variety(torch.tensor([0.3, nan]), torch.tensor([0, 0])))
+    with pytest.raises(ValueError, match="one class per object"):
+        hue_variety(torch.zeros(3), torch.zeros(2, dtype=torch.long))
