@@ -33,7 +33,7 @@ from pipelines.evaluation.floaters import detached_density, detached_pixel_share
 from pipelines.evaluation.meshes import MeshExtractionConfig, density_grid, meshes_from_grids
 from pipelines.evaluation.metrics import MetricsConfig, compute_metrics
 from pipelines.evaluation.shape_metrics import compare_shapes, find_reference_meshes, load_meshes
-from pipelines.model import GeneratorModel, fields, latent_classes, open_model, render
+from pipelines.model import GeneratorModel, drawn_classes, fields, open_model, render
 
 COLUMNS = ("swd", "mv_psnr", "cov", "mmd", "1nna", "empty")
 
@@ -103,14 +103,7 @@ def generated_colour_and_floaters(model: GeneratorModel, resolution: int, args: 
     mean share of object pixels apart from each image's largest blob."""
     rng = torch.Generator().manual_seed(args.seed + 4)
     z = torch.randn(args.colour_images, model.z_dim, generator=rng)
-    num_classes = getattr(model, "num_classes", 0)
-    class_index = getattr(model, "class_index", None)
-    if num_classes == 0:
-        classes = torch.zeros(len(z), dtype=torch.long)
-    elif class_index is None:
-        classes = latent_classes(z, num_classes)
-    else:
-        classes = torch.full((len(z),), class_index, dtype=torch.long)
+    classes = drawn_classes(z, getattr(model, "num_classes", 0), getattr(model, "class_index", None))
     cameras = model.cameras.sample(args.colour_images, rng)
     rgb, masks = [], []
     for start in range(0, args.colour_images, args.batch):

@@ -91,6 +91,17 @@ def latent_classes(z: Float[Tensor, "b z_dim"], num_classes: int) -> Int[Tensor,
     return torch.tensor([int.from_bytes(d, "little") % num_classes for d in digests], dtype=torch.long)
 
 
+def drawn_classes(z: Float[Tensor, "b z_dim"], num_classes: int, class_index: int | None = None) -> Int[Tensor, " b"]:
+    """The class [b] each latent of ``z`` is drawn in: ``class_index`` for every latent when given, else the
+    latent's own (:func:`latent_classes`); all 0 for an unconditional generator (``num_classes`` 0).
+
+    Example: ``num_classes=4, class_index=None`` gives each latent the class it has in every command.
+    """
+    if num_classes == 0 or class_index is not None:
+        return torch.full((len(z),), 0 if class_index is None else class_index, dtype=torch.long)
+    return latent_classes(z, num_classes)
+
+
 def condition_labels(c_dim: int, condition: Cameras | None, cameras: CameraDistribution, count: int,
                      device: torch.device, num_classes: int = 0, class_index: int | None = None,
                      z: Tensor | None = None) -> Tensor | None:
@@ -122,11 +133,11 @@ def condition_labels(c_dim: int, condition: Cameras | None, cameras: CameraDistr
     elif camera_dim < 0:
         raise ValueError(f"the generator is conditioned on {c_dim} numbers, fewer than its {num_classes} classes")
     if num_classes > 0:
-        if class_index is None and z is not None:
-            index = latent_classes(z, num_classes).to(device)
+        if z is None:
+            index = torch.full((count,), 0 if class_index is None else class_index, dtype=torch.long)
         else:
-            index = torch.full((count,), 0 if class_index is None else class_index, dtype=torch.long, device=device)
-        parts.append(torch.nn.functional.one_hot(index, num_classes).float())
+            index = drawn_classes(z, num_classes, class_index)
+        parts.append(torch.nn.functional.one_hot(index.to(device), num_classes).float())
     return torch.cat(parts, dim=1)
 
 

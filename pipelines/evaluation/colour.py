@@ -54,10 +54,9 @@ def _mean_hue_vector(images: Tensor, object_mask: Tensor) -> tuple[Tensor, Tenso
     return cos, sin, count
 
 
-def _circular_std(cos: Tensor, sin: Tensor) -> Tensor:
-    """``sqrt(-2 ln R)`` for mean unit vectors (cos, sin) of length ``R``."""
-    length = torch.sqrt(cos**2 + sin**2).clamp(min=1e-12, max=1.0)
-    return torch.sqrt(-2 * torch.log(length))
+def _resultant_length(cos: Tensor, sin: Tensor) -> Tensor:
+    """The length ``R`` of mean unit vectors (cos, sin), kept in [1e-12, 1] so that ``ln R`` is finite."""
+    return torch.sqrt(cos**2 + sin**2).clamp(min=1e-12, max=1.0)
 
 
 def hue_spread(images: Float[Tensor, "b 3 h w"], object_mask: Bool[Tensor, "b h w"]) -> Float[Tensor, " b"]:
@@ -68,7 +67,7 @@ def hue_spread(images: Float[Tensor, "b 3 h w"], object_mask: Bool[Tensor, "b h 
     half green (hues 2 pi / 3 apart) has sqrt(-2 ln 0.5) = 1.18.
     """
     cos, sin, count = _mean_hue_vector(images, object_mask)
-    spread = _circular_std(cos, sin)
+    spread = torch.sqrt(-2 * torch.log(_resultant_length(cos, sin)))
     return torch.where(count >= MIN_PIXELS, spread, torch.full_like(spread, float("nan")))
 
 
@@ -99,8 +98,7 @@ def hue_variety(object_hues: Float[Tensor, " b"], classes: Int[Tensor, " b"]) ->
     for label in classes[known].unique():
         hues = object_hues[known & (classes == label)]
         if len(hues) >= 2:
-            length = torch.sqrt(torch.cos(hues).mean() ** 2 + torch.sin(hues).mean() ** 2)
-            variances.append(1 - length.clamp(max=1.0))
+            variances.append(1 - _resultant_length(torch.cos(hues).mean(), torch.sin(hues).mean()))
     return float(torch.stack(variances).mean()) if variances else float("nan")
 
 

@@ -134,6 +134,15 @@ def test_condition_labels_append_the_one_hot_class():
     assert torch.equal(pinned, torch.tensor([[0.0, 0.0, 1.0]] * 4))  # an asked-for class wins over the latents'
 
 
+def test_drawn_classes_are_the_latents_own_a_pinned_one_or_zero_when_unconditional():
+    from pipelines.model import drawn_classes
+
+    z = torch.randn(6, 8, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(drawn_classes(z, 3), latent_classes(z, 3))
+    assert torch.equal(drawn_classes(z, 3, class_index=1), torch.ones(6, dtype=torch.long))
+    assert torch.equal(drawn_classes(z, 0), torch.zeros(6, dtype=torch.long))
+
+
 def test_latent_classes_are_fixed_per_latent_and_uniform_over_many():
     z = torch.randn(4000, 16, generator=torch.Generator().manual_seed(4))
     classes = latent_classes(z, 4)
