@@ -4,8 +4,8 @@ For each run (a run folder, checkpoint or generator bundle): SWD of its images t
 multi-view warp PSNR, COV / MMD / 1-NNA of its marching-cubes meshes against the ground-truth meshes,
 and the family histogram (the family of each generated shape's nearest ground-truth mesh, beside the
 dataset's shares; see pipelines/evaluation/families.py), the spread of hue inside its objects and the
-variety of hue between the objects of a class, beside the real objects' (pipelines/evaluation/colour.py),
-and the floaters: the share of an object's opaque pixels and of its voxels apart from its largest
+variety of hue between the objects of a class and the change of an object's hue as the camera goes
+around it, beside the real objects' (pipelines/evaluation/colour.py), and the floaters: the share of an object's opaque pixels and of its voxels apart from its largest
 connected body (pipelines/evaluation/floaters.py).
 Every random choice comes from --seed, so two invocations on the same run print the same row.
 
@@ -27,13 +27,26 @@ from pathlib import Path
 import torch
 
 from pipelines.data.image_dataset import DatasetConfig, ImageDataset
-from pipelines.evaluation.colour import hue_variety, mean_hue, median_hue_spread, real_object_mask
+from pipelines.evaluation.colour import (
+    hue_change_across_views,
+    hue_variety,
+    mean_hue,
+    median_hue_spread,
+    real_object_mask,
+)
 from pipelines.evaluation.families import RECOGNITION_QUANTILE, family_histogram, reference_families
 from pipelines.evaluation.floaters import detached_density, detached_pixel_shares
 from pipelines.evaluation.meshes import MeshExtractionConfig, density_grid, meshes_from_grids
 from pipelines.evaluation.metrics import MetricsConfig, compute_metrics
-from pipelines.evaluation.shape_metrics import compare_shapes, find_reference_meshes, load_meshes
+from pipelines.evaluation.shape_metrics import (
+    compare_shapes,
+    find_reference_meshes,
+    find_synthetic_metadata,
+    load_meshes,
+)
+from pipelines.evaluation.trajectories import OrbitConfig, turntable_cameras
 from pipelines.model import GeneratorModel, drawn_classes, fields, open_model, render
+from renderers.cameras import Cameras
 
 COLUMNS = ("swd", "mv_psnr", "cov", "mmd", "1nna", "empty")
 
@@ -90,6 +103,8 @@ def score_run(path: Path, data: Path, references: list, families: list[str], arg
     scores["hue_spread"], scores["hue_variety"], scores["floaters_2d"] = generated_colour_and_floaters(
         model, resolution, args)
     lap("hue_spread_floaters")
+    scores["hue_across_views"] = generated_hue_across_views(model, resolution, args)
+    lap("hue_across_views")
     return {"run": str(path), "pipeline": model.pipeline, "resolution": resolution, "scores": scores,
             "family_counts": histogram.counts, "reference_shares": histogram.reference_shares,
             "recognition_threshold": histogram.threshold,
@@ -115,6 +130,41 @@ def generated_colour_and_floaters(model: GeneratorModel, resolution: int, args: 
     rgb, masks = torch.cat(rgb), torch.cat(masks)
     return (median_hue_spread(rgb, masks), hue_variety(mean_hue(rgb, masks), classes),
             float(detached_pixel_shares(masks).mean()))
+
+
+def generated_hue_across_views(model: GeneratorModel, resolution: int, args: argparse.Namespace) -> float:
+    """How much ``args.view_objects`` generated objects change their mean hue over ``args.views`` cameras evenly
+    around them on the centre orbit (:func:`hue_change_across_views`); each latent in its own class, and a
+    pose-conditioned generator keeps the centre pose as its condition so that the object stays the same."""
+    rng = torch.Generator().manual_seed(args.seed + 5)
+    z = torch.randn(args.view_objects, model.z_dim, generator=rng).to(model.device)
+    path = turntable_cameras(OrbitConfig().resolve(model.cameras), args.views)
+    condition = Cameras.cat([model.cameras.center_pose()] * len(z))
+    view_hues = []
+    for view in range(args.views):
+        cameras = Cameras.cat([path[view]] * len(z)).to(model.device)
+        with torch.no_grad():
+            out = render(model, z, cameras, resolution, condition.to(model.device), batch_size=args.batch)
+        view_hues.append(mean_hue(out.rgb.cpu(), out.opacity[:, 0].cpu() > 0.5))
+    return hue_change_across_views(torch.stack(view_hues, dim=1))
+
+
+def real_hue_across_views(data: Path, count: int, seed: int) -> float:
+    """The same for ``count`` real objects, over every view of each that the dataset holds (the synthetic dataset's
+    metadata.json lists each object's images); NaN when it lists none."""
+    metadata = find_synthetic_metadata(data)
+    objects = json.loads(metadata.read_text())["objects"] if metadata is not None else []
+    dataset = ImageDataset(DatasetConfig(path=data, resolution=64))
+    index_of = {name: index for index, name in enumerate(dataset.names)}
+    views = [[index_of[name] for name in obj.get("images", []) if name in index_of] for obj in objects]
+    views = [indices for indices in views if len(indices) >= 2]
+    pick = torch.randperm(len(views), generator=torch.Generator().manual_seed(seed + 5))[:count].tolist()
+    width = max((len(views[i]) for i in pick), default=0)
+    view_hues = torch.full((len(pick), width), float("nan"))
+    for row, i in enumerate(pick):
+        images = (torch.stack([dataset[index][0] for index in views[i]]) + 1) / 2
+        view_hues[row, : len(images)] = mean_hue(images, real_object_mask(images))
+    return hue_change_across_views(view_hues) if len(pick) else float("nan")
 
 
 def real_colour_and_floaters(data: Path, count: int, seed: int) -> tuple[float, float, float]:
@@ -160,9 +210,10 @@ def side_by_side(paths: list[Path], labels: list[str], out: Path, count: int, co
 
 
 def print_table(rows: list[dict], families: list[str], reference_shares: dict[str, float],
-                real_hue: float, real_variety: float, real_floaters: float) -> None:
+                real_hue: float, real_variety: float, real_floaters: float, real_across_views: float) -> None:
     names = list(dict.fromkeys(families))
-    head = ["run", *COLUMNS, *names, "present", "tv", "recog", "hue", "hue var", "float2d", "float3d"]
+    head = ["run", *COLUMNS, *names, "present", "tv", "recog", "hue", "hue var", "view hue", "float2d",
+            "float3d"]
     widths = [max(12, *(len(r["label"]) for r in rows)), *[8] * (len(head) - 1)]
     line = lambda cells: "| " + " | ".join(f"{c:>{w}}" for c, w in zip(cells, widths)) + " |"  # noqa: E731
     print(line(head))
@@ -172,17 +223,20 @@ def print_table(rows: list[dict], families: list[str], reference_shares: dict[st
         cells = [row["label"], f"{s['swd']:.1f}", f"{s['mv_psnr']:.2f}", f"{s['cov']:.3f}", f"{s['mmd']:.4f}",
                  f"{s['1nna']:.3f}", f"{s['empty']:.2f}", *[f"{s[f'family_{n}']:.2f}" for n in names],
                  f"{s['family_present']:.0f}/{len(names)}", f"{s['family_tv']:.2f}", f"{s['family_recognised']:.2f}",
-                 f"{s['hue_spread']:.2f}", f"{s['hue_variety']:.2f}", f"{s['floaters_2d']:.3f}",
+                 f"{s['hue_spread']:.2f}", f"{s['hue_variety']:.2f}", f"{s['hue_across_views']:.2f}",
+                 f"{s['floaters_2d']:.3f}",
                  f"{s['floaters_3d']:.3f}"]
         print(line(cells))
     print(line(["dataset", *[""] * len(COLUMNS), *[f"{reference_shares[n]:.2f}" for n in names],
                 f"{len(names)}/{len(names)}", "0.00", f"{RECOGNITION_QUANTILE:.2f}", f"{real_hue:.2f}",
-                f"{real_variety:.2f}", f"{real_floaters:.3f}", ""]))
+                f"{real_variety:.2f}", f"{real_across_views:.2f}", f"{real_floaters:.3f}", ""]))
     print("family columns: share of generated shapes whose nearest ground-truth mesh is of that family; present: "
           "families that occur; tv: total variation to the dataset's shares; recog: share of shapes no farther from "
           "their nearest mesh than the dataset's meshes are from theirs (95th percentile); hue: median circular spread "
           "of hue (radians) inside an object, 0 for one flat colour; hue var: circular variance (0 to 1) of the "
           "objects' mean hues within a class, averaged over the classes, 0 when all objects of a class share one hue; "
+          "view hue: circular variance (0 to 1) of an object's mean hue over views from around it, 0 when its hue "
+          "does not turn with the camera; "
           "float2d: mean share of an image's object pixels apart from its largest blob; float3d: mean share of a "
           "shape's voxels above the level apart from its largest body")
 
@@ -203,6 +257,9 @@ def main() -> None:
                         help="surface points per shape for the family histogram (against every reference mesh)")
     parser.add_argument("--colour-images", type=int, default=64,
                         help="generated and real images for the hue spread inside objects")
+    parser.add_argument("--view-objects", type=int, default=16,
+                        help="generated and real objects whose hue is compared across views")
+    parser.add_argument("--views", type=int, default=8, help="views around each generated object for the view hue")
     parser.add_argument("--batch", type=int, default=8, help="scenes rendered at once")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -231,7 +288,8 @@ def main() -> None:
           f"{args.mesh_resolution}^3 (level {args.level:g}), torch threads {torch.get_num_threads()}, "
           f"load average {load:.1f}")
     real_hue, real_variety, real_floaters = real_colour_and_floaters(args.data, args.colour_images, args.seed)
-    print_table(rows, families, rows[0]["reference_shares"], real_hue, real_variety, real_floaters)
+    real_across_views = real_hue_across_views(args.data, args.view_objects, args.seed)
+    print_table(rows, families, rows[0]["reference_shares"], real_hue, real_variety, real_floaters, real_across_views)
     for r in rows:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in r["stage_seconds"].items())
         print(f"{r['label']}: {r['seconds']:.0f} s ({stages})")
@@ -240,7 +298,8 @@ def main() -> None:
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                     if k not in ("runs", "labels", "json", "grid")}
         report = {"settings": settings, "rows": rows, "dataset_hue_spread": real_hue,
-                  "dataset_hue_variety": real_variety, "dataset_floaters_2d": real_floaters}
+                  "dataset_hue_variety": real_variety, "dataset_hue_across_views": real_across_views,
+                  "dataset_floaters_2d": real_floaters}
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.grid is not None:
         side_by_side(args.runs, labels, args.grid, args.grid_samples, args.grid_columns, args.seed, args.device)

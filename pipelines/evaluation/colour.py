@@ -12,6 +12,12 @@ The reals of one family come in every hue; a generator whose objects of a family
 colours yet no variety. The hue variety is the circular variance ``1 - R`` of the objects' mean hues
 within each class (bounded, unlike the standard deviation, which diverges for evenly spread hues),
 averaged over the classes.
+
+A generator can also fake that variety with a hue that turns with the camera: painting a colour wheel
+around the object, each view shows mostly one side and so one hue, and a set of images taken from
+random cameras looks as varied as the reals though no object has a colour of its own. The hue change
+across views is the circular variance of an object's mean hue over views of it from around the
+object, averaged over the objects: about 0 for the reals, whose material does not depend on the view.
 """
 
 from __future__ import annotations
@@ -97,6 +103,24 @@ def hue_variety(object_hues: Float[Tensor, " b"], classes: Int[Tensor, " b"]) ->
     variances = []
     for label in classes[known].unique():
         hues = object_hues[known & (classes == label)]
+        if len(hues) >= 2:
+            variances.append(1 - _resultant_length(torch.cos(hues).mean(), torch.sin(hues).mean()))
+    return float(torch.stack(variances).mean()) if variances else float("nan")
+
+
+def hue_change_across_views(view_hues: Float[Tensor, "objects views"]) -> float:
+    """Circular variance ``1 - R`` of each object's mean hue (:func:`mean_hue`) over its views, NaN views left out,
+    averaged over the objects with at least two hues; NaN if none has. 0 when every object keeps its hue from
+    every side, 1 for a hue that goes once around the wheel as the camera goes once around the object.
+
+    Example: an object seen at hue 1 from four sides and one seen at 0, pi / 2, pi and 3 pi / 2 give
+    (0 + 1) / 2 = 0.5.
+    """
+    if view_hues.ndim != 2:
+        raise ValueError(f"hue_change_across_views: hues of shape {tuple(view_hues.shape)}; give [objects, views]")
+    variances = []
+    for hues in view_hues:
+        hues = hues[~hues.isnan()]
         if len(hues) >= 2:
             variances.append(1 - _resultant_length(torch.cos(hues).mean(), torch.sin(hues).mean()))
     return float(torch.stack(variances).mean()) if variances else float("nan")

@@ -80,7 +80,8 @@ def _family_dataset(directory: Path, resolution: int = 16) -> Path:
         Image.fromarray((rng.random((resolution, resolution, 3)) * 255).astype(np.uint8)).save(directory / f"{i}.png")
         name = f"meshes/obj{i:05d}.ply"
         make_object(family, rng).combined_mesh().export(directory / name)
-        objects.append({"id": i, "family": family, "mesh": name})
+        # Two views of each object (noise images, shared round the ring): enough for the hue across views.
+        objects.append({"id": i, "family": family, "mesh": name, "images": [f"{i}.png", f"{(i + 1) % 4}.png"]})
     (directory / "metadata.json").write_text(json.dumps({"objects": objects}))
     return directory
 
@@ -102,14 +103,20 @@ def test_quality_benchmark_scores_a_tiny_generator_the_same_way_twice(tmp_path):
     assert first.keys() == again.keys()
     assert all(first[k] == again[k] or (math.isnan(first[k]) and math.isnan(again[k])) for k in first)
     assert sum(saved[0]["family_counts"].values()) == 4
-    assert {"swd", "mv_psnr", "cov", "mmd", "1nna", "family_tv", "hue_spread", "hue_variety", "floaters_2d",
-            "floaters_3d"} <= set(saved[0]["scores"])
-    assert [c.strip() for c in rows[0][-4:]] == ["hue", "hue var", "float2d", "float3d"]
-    assert not math.isnan(float(rows[-1][-4]))  # the reals' hue spread is measured
+    assert {"swd", "mv_psnr", "cov", "mmd", "1nna", "family_tv", "hue_spread", "hue_variety", "hue_across_views",
+            "floaters_2d", "floaters_3d"} <= set(saved[0]["scores"])
+    assert [c.strip() for c in rows[0][-5:]] == ["hue", "hue var", "view hue", "float2d", "float3d"]
+    assert not math.isnan(float(rows[-1][-5]))  # the reals' hue spread is measured
     # The reals' hue variety between objects of a class (four noise images, no classes: one class) is measured.
-    real_variety = json.loads((tmp_path / "q.json").read_text())["dataset_hue_variety"]
-    assert 0.0 <= real_variety <= 1.0 and abs(real_variety - float(rows[-1][-3])) <= 0.005
+    report = json.loads((tmp_path / "q.json").read_text())
+    real_variety = report["dataset_hue_variety"]
+    assert 0.0 <= real_variety <= 1.0 and abs(real_variety - float(rows[-1][-4])) <= 0.005
     assert 0.0 <= first["hue_variety"] <= 1.0 or math.isnan(first["hue_variety"])
+    # The hue across views: the reals' from the two images metadata.json lists per object; the generator's from
+    # views around each object.
+    real_across = report["dataset_hue_across_views"]
+    assert 0.0 <= real_across <= 1.0 and abs(real_across - float(rows[-1][-3])) <= 0.005
+    assert 0.0 <= first["hue_across_views"] <= 1.0 or math.isnan(first["hue_across_views"])
     assert 0.0 <= float(rows[-1][-2]) <= 1.0 and rows[-1][-1].strip() == ""  # 2D floaters of the reals; no 3D
     assert 0.0 <= first["floaters_3d"] <= 1.0 and len(first["floater_faces"]) == 6
     from PIL import Image

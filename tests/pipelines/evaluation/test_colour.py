@@ -128,3 +128,33 @@ def test_hue_variety_skips_unknown_hues_and_lone_objects_and_checks_its_input():
     assert math.isnan(hue_variety(torch.tensor([0.3, nan]), torch.tensor([0, 0])))
     with pytest.raises(ValueError, match="one class per object"):
         hue_variety(torch.zeros(3), torch.zeros(2, dtype=torch.long))
+
+
+def test_hue_change_across_views_sees_a_colour_wheel_painted_around_an_object():
+    from pipelines.evaluation.colour import hue_change_across_views, mean_hue
+
+    size, views = 32, 8
+    ones = torch.ones(size, size)
+    # Object A turns its hue with the camera (each side another colour); object B keeps one hue, its shading
+    # changing from side to side.
+    wheel = torch.cat([_hsv_image(torch.full((size, size), 2 * math.pi * v / views), ones) for v in range(views)])
+    flat = torch.cat([_hsv_image(torch.full((size, size), 4.0), ones * (0.4 + 0.07 * v)) for v in range(views)])
+    images = torch.cat([wheel, flat])
+    view_hues = mean_hue(images, real_object_mask(images)).reshape(2, views)
+    assert hue_change_across_views(view_hues[1:]) < 1e-3
+    assert hue_change_across_views(view_hues[:1]) > 0.99
+    assert abs(hue_change_across_views(view_hues) - 0.5) < 0.01
+    # A half turn of hue over the views (0 .. pi) changes less than a whole one.
+    half = torch.linspace(0, math.pi, views)[None]
+    assert 0.3 < hue_change_across_views(half) < 0.9
+
+
+def test_hue_change_across_views_skips_grey_views_and_checks_its_input():
+    from pipelines.evaluation.colour import hue_change_across_views
+
+    nan = float("nan")
+    # The second object has one coloured view: nothing to compare, so it is left out.
+    assert abs(hue_change_across_views(torch.tensor([[0.0, math.pi, nan], [1.0, nan, nan]])) - 1.0) < 1e-6
+    assert math.isnan(hue_change_across_views(torch.tensor([[nan, 2.0]])))
+    with pytest.raises(ValueError, match=r"\[objects, views\]"):
+        hue_change_across_views(torch.zeros(4))
