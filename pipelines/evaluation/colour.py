@@ -65,6 +65,11 @@ def _resultant_length(cos: Tensor, sin: Tensor) -> Tensor:
     return torch.sqrt(cos**2 + sin**2).clamp(min=1e-12, max=1.0)
 
 
+def _circular_variance(angles: Tensor) -> Tensor:
+    """``1 - R`` of angles [n] (radians): 0 when they agree, 1 when they cancel out."""
+    return 1 - _resultant_length(torch.cos(angles).mean(), torch.sin(angles).mean())
+
+
 def hue_spread(images: Float[Tensor, "b 3 h w"], object_mask: Bool[Tensor, "b h w"]) -> Float[Tensor, " b"]:
     """Circular standard deviation of hue (radians) over each image's coloured object pixels; NaN where
     fewer than :data:`MIN_PIXELS` object pixels reach :data:`SATURATION_FLOOR`.
@@ -104,7 +109,7 @@ def hue_variety(object_hues: Float[Tensor, " b"], classes: Int[Tensor, " b"]) ->
     for label in classes[known].unique():
         hues = object_hues[known & (classes == label)]
         if len(hues) >= 2:
-            variances.append(1 - _resultant_length(torch.cos(hues).mean(), torch.sin(hues).mean()))
+            variances.append(_circular_variance(hues))
     return float(torch.stack(variances).mean()) if variances else float("nan")
 
 
@@ -122,7 +127,7 @@ def hue_change_across_views(view_hues: Float[Tensor, "objects views"]) -> float:
     for hues in view_hues:
         hues = hues[~hues.isnan()]
         if len(hues) >= 2:
-            variances.append(1 - _resultant_length(torch.cos(hues).mean(), torch.sin(hues).mean()))
+            variances.append(_circular_variance(hues))
     return float(torch.stack(variances).mean()) if variances else float("nan")
 
 
