@@ -5,8 +5,9 @@ multi-view warp PSNR, COV / MMD / 1-NNA of its marching-cubes meshes against the
 and the family histogram (the family of each generated shape's nearest ground-truth mesh, beside the
 dataset's shares; see pipelines/evaluation/families.py), the spread of hue inside its objects and the
 variety of hue between the objects of a class and the change of an object's hue as the camera goes
-around it, beside the real objects' (pipelines/evaluation/colour.py), and the floaters: the share of an object's opaque pixels and of its voxels apart from its largest
-connected body (pipelines/evaluation/floaters.py).
+around it, beside the real objects' (pipelines/evaluation/colour.py), and the floaters: the share of an
+object's opaque pixels and of its voxels apart from its largest connected body
+(pipelines/evaluation/floaters.py).
 Every random choice comes from --seed, so two invocations on the same run print the same row.
 
     python benchmarks/quality.py runs/patch-gan-A runs/patch-gan-B --labels old new \\
@@ -149,12 +150,11 @@ def generated_hue_across_views(model: GeneratorModel, resolution: int, args: arg
     return hue_change_across_views(torch.stack(view_hues, dim=1))
 
 
-def real_hue_across_views(data: Path, count: int, seed: int) -> float:
+def real_hue_across_views(data: Path, dataset: ImageDataset, count: int, seed: int) -> float:
     """The same for ``count`` real objects, over every view of each that the dataset holds (the synthetic dataset's
     metadata.json lists each object's images); NaN when it lists none."""
     metadata = find_synthetic_metadata(data)
     objects = json.loads(metadata.read_text())["objects"] if metadata is not None else []
-    dataset = ImageDataset(DatasetConfig(path=data, resolution=64))
     index_of = {name: index for index, name in enumerate(dataset.names)}
     views = [[index_of[name] for name in obj.get("images", []) if name in index_of] for obj in objects]
     views = [indices for indices in views if len(indices) >= 2]
@@ -164,14 +164,13 @@ def real_hue_across_views(data: Path, count: int, seed: int) -> float:
     for row, i in enumerate(pick):
         images = (torch.stack([dataset[index][0] for index in views[i]]) + 1) / 2
         view_hues[row, : len(images)] = mean_hue(images, real_object_mask(images))
-    return hue_change_across_views(view_hues) if len(pick) else float("nan")
+    return hue_change_across_views(view_hues)
 
 
-def real_colour_and_floaters(data: Path, count: int, seed: int) -> tuple[float, float, float]:
+def real_colour_and_floaters(dataset: ImageDataset, count: int, seed: int) -> tuple[float, float, float]:
     """Median hue spread inside ``count`` real objects of the dataset (pixels away from the white background), the
     hue variety between the objects of a class, and the mean share of object pixels apart from each image's
     largest blob."""
-    dataset = ImageDataset(DatasetConfig(path=data, resolution=64))
     pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed + 4))[:count]
     images = (torch.stack([dataset[int(i)][0] for i in pick]) + 1) / 2
     masks = real_object_mask(images)
@@ -224,8 +223,7 @@ def print_table(rows: list[dict], families: list[str], reference_shares: dict[st
                  f"{s['1nna']:.3f}", f"{s['empty']:.2f}", *[f"{s[f'family_{n}']:.2f}" for n in names],
                  f"{s['family_present']:.0f}/{len(names)}", f"{s['family_tv']:.2f}", f"{s['family_recognised']:.2f}",
                  f"{s['hue_spread']:.2f}", f"{s['hue_variety']:.2f}", f"{s['hue_across_views']:.2f}",
-                 f"{s['floaters_2d']:.3f}",
-                 f"{s['floaters_3d']:.3f}"]
+                 f"{s['floaters_2d']:.3f}", f"{s['floaters_3d']:.3f}"]
         print(line(cells))
     print(line(["dataset", *[""] * len(COLUMNS), *[f"{reference_shares[n]:.2f}" for n in names],
                 f"{len(names)}/{len(names)}", "0.00", f"{RECOGNITION_QUANTILE:.2f}", f"{real_hue:.2f}",
@@ -287,8 +285,9 @@ def main() -> None:
     print(f"data {args.data}, seed {args.seed}, {args.images} images for SWD, {args.shapes} shapes at "
           f"{args.mesh_resolution}^3 (level {args.level:g}), torch threads {torch.get_num_threads()}, "
           f"load average {load:.1f}")
-    real_hue, real_variety, real_floaters = real_colour_and_floaters(args.data, args.colour_images, args.seed)
-    real_across_views = real_hue_across_views(args.data, args.view_objects, args.seed)
+    reals = ImageDataset(DatasetConfig(path=args.data, resolution=64))
+    real_hue, real_variety, real_floaters = real_colour_and_floaters(reals, args.colour_images, args.seed)
+    real_across_views = real_hue_across_views(args.data, reals, args.view_objects, args.seed)
     print_table(rows, families, rows[0]["reference_shares"], real_hue, real_variety, real_floaters, real_across_views)
     for r in rows:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in r["stage_seconds"].items())
